@@ -1,0 +1,53 @@
+# Two commands for a fresh machine: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint unit system-deps lock clean bench
+
+setup: $(STAMP)
+
+# The venv is built from the hashed lock file only; the project itself is installed
+# without dependencies on top of it, so nothing unpinned sneaks in.
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+# Debian packages that the integration tests use (a real Prometheus and promtool).
+# Installed where we can (root with apt); elsewhere those tests skip loudly, except
+# under CI=true where a missing Prometheus fails the run.
+system-deps:
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's prometheus package (for integration tests)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null) \
+	    || echo "WARNING: could not install prometheus; integration tests will skip"; \
+	else echo "WARNING: prometheus not installed and not root; integration tests will skip"; fi
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: setup
+	$(BIN)/pytest -q
+
+test: setup system-deps lint unit
+
+demo: setup
+	$(BIN)/autoscaler simulate simulations/scenarios/demo.yaml --report out/demo-report.html
+
+bench: setup
+	$(BIN)/python benchmarks/forecast_leaderboard.py
+
+# Regenerate the lock file after changing dependencies in pyproject.toml.
+lock:
+	uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""The External Metrics API server (``external.metrics.k8s.io/v1beta1``) and KEDA scaler."""

@@ -1,0 +1,1 @@
+"""The reconcile loop (placeholder until the controller issue lands)."""

@@ -1,0 +1,1 @@
+"""Metric sources: where load history comes from (Prometheus and compatible APIs)."""

@@ -1,0 +1,43 @@
+"""The project's error hierarchy, at the lowest layer so that every package can use it.
+
+Every error a user can cause by bad input is an ``InputError``: it names where the
+problem is (file, line, field), what is wrong, and how to fix it. The CLI turns it
+into one message and exit status 2, never a traceback. Errors from the outside world
+are split into ``RetryableError`` (try again later: timeouts, 5xx, connection refused)
+and ``PermanentError`` (retrying will not help: bad query, 4xx).
+"""
+
+from __future__ import annotations
+
+
+class AutoscalerError(Exception):
+    """Base of every error we raise on purpose."""
+
+
+class InputError(AutoscalerError):
+    """Bad input from a user: a file, a flag, a request body, a policy.
+
+    ``where`` names the place (``trace.csv:17``, ``spec.minReplicas``), ``problem``
+    says what is wrong and ``fix`` what to do about it.
+    """
+
+    def __init__(self, where: str, problem: str, fix: str = "") -> None:
+        self.where = where
+        self.problem = problem
+        self.fix = fix
+        text = f"{where}: {problem}" if where else problem
+        if fix:
+            text += f" ({fix})"
+        super().__init__(text)
+
+
+class NotFittedError(AutoscalerError):
+    """``predict`` was called on a forecaster before ``fit``."""
+
+
+class RetryableError(AutoscalerError):
+    """A transient failure of something outside: worth retrying later."""
+
+
+class PermanentError(AutoscalerError):
+    """A failure outside that retrying will not fix."""
