@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "autoscaler.cli.budget",
     "autoscaler.cli.serve",
     "autoscaler.cli.run",
+    "autoscaler.cli.forecast",
 )
 
 HELP = """Predictive autoscaler for Kubernetes, with a cost guard.
