@@ -63,6 +63,8 @@ class WorkloadState:
     fitted_at: float | None = None
     fitted_len: int = 0
     last: Decision | None = None
+    #: forecasts by horizon for the current data; cleared when new samples arrive.
+    cache: dict[int, Forecast] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -119,9 +121,12 @@ def decide(
 ) -> Decision:
     """Decide the replica count for one workload at time ``now``.
 
-    ``new_samples`` are the load samples (rate per second) observed since the last call;
-    samples later than ``now`` are ignored. The returned decision is before the cost
-    guard; ``state`` is updated in place.
+    ``new_samples`` are the load samples (rate per second) observed since the last call,
+    each stamped with the time it became known, i.e. the END of the interval it averages
+    (Prometheus' evaluation time; for a trace row, its start plus one step). Samples
+    stamped later than ``now`` are ignored. The forecast covers everything not yet
+    observed up to ``now + lead_seconds``: from the last sample's stamp onwards. The
+    returned decision is before the cost guard; ``state`` is updated in place.
     """
     state.history = _append(state.history, new_samples, now)
     y = state.history
@@ -144,11 +149,17 @@ def decide(
     if state.forecaster is None or due:
         state.forecaster = make_forecaster(spec.model).fit(y)
         state.fitted_at = now
+        state.cache.clear()
     elif len(y) > state.fitted_len:
         state.forecaster.update(y.iloc[state.fitted_len :])
+        state.cache.clear()
     state.fitted_len = len(y)
-    horizon = max(1, math.ceil(spec.lead_seconds / step))
-    forecast = state.forecaster.predict(horizon, [spec.risk_quantile])
+    last_stamp = float(y.index[-1].timestamp())
+    horizon = max(1, math.ceil((now + spec.lead_seconds - last_stamp) / step - 1e-9))
+    forecast = state.cache.get(horizon)
+    if forecast is None:
+        forecast = state.forecaster.predict(horizon, [spec.risk_quantile])
+        state.cache[horizon] = forecast
     load = forecast.quantile(spec.risk_quantile)
     desired = replicas_for(load, spec)
     replicas, constraint, reason = (
