@@ -1,0 +1,235 @@
+"""The ``PredictiveAutoscaler`` custom resource as typed pydantic models.
+
+These models are the single source of truth for the CRD: ``autoscaler.kube.crdgen``
+generates the OpenAPI schemas in ``deploy/base/crds/`` from them, and the controller
+parses every object it reads from the API server through them, so that a field that
+the schema accepts is a field the controller understands. Field names are Python
+snake_case; on the wire they are Kubernetes camelCase (``alias_generator``).
+
+Callers: ``autoscaler.controller`` (parse specs, build statuses), ``autoscaler.kube.crdgen``.
+The ``CostBudget`` spec lives in ``policies.budget`` (the cost guard owns it); only
+its status is defined here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from models.errors import InputError
+
+GROUP = "autoscaling.predictive.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+PA_KIND = "PredictiveAutoscaler"
+PA_PLURAL = "predictiveautoscalers"
+CB_KIND = "CostBudget"
+CB_PLURAL = "costbudgets"
+
+Mode = Literal["Active", "ForecastOnly"]
+FallbackMode = Literal["CurrentReplicas", "Static", "Reactive"]
+
+
+class KubeModel(BaseModel):
+    """Base: camelCase on the wire, unknown fields ignored (newer CRD versions add some)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """The object as Kubernetes JSON (camelCase keys)."""
+        return self.model_dump(by_alias=True, mode="json")
+
+
+class TargetRef(KubeModel):
+    """The scaled workload (what the owned HPA's ``scaleTargetRef`` points at)."""
+
+    api_version: str = Field(default="apps/v1", description="API version of the target.")
+    kind: str = Field(default="Deployment", description="Kind of the target.")
+    name: str = Field(min_length=1, description="Name of the target, in the PA's namespace.")
+
+
+class FallbackSpec(KubeModel):
+    """What to do when load data is missing. Never a scale-down because of missing data."""
+
+    hold_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description=(
+            "Seconds to hold the last decision after data goes missing before the fallback"
+            " mode applies. 300 s covers a Prometheus restart or a short scrape outage."
+        ),
+    )
+    mode: FallbackMode = Field(
+        default="CurrentReplicas",
+        description=(
+            "After holdSeconds: CurrentReplicas keeps what runs now; Static serves"
+            " max(staticReplicas, current); Reactive forecasts with the last-value model"
+            " on the history that is left. None of them ever serves fewer than current."
+        ),
+    )
+    static_replicas: int = Field(
+        default=0, ge=0, description="Replicas for mode Static (0 = same as CurrentReplicas)."
+    )
+
+
+class PredictiveAutoscalerSpec(KubeModel):
+    """``spec`` of a PredictiveAutoscaler."""
+
+    target_ref: TargetRef = Field(description="The workload to scale.")
+    query: str = Field(
+        min_length=1,
+        description=(
+            "PromQL for the load, as a rate per second, grouped"
+            " `sum by (namespace, workload) (...)`. Autoscalers with the same query are"
+            " fetched in one batched query_range per tick; use rate() over counters."
+        ),
+    )
+    capacity_per_replica: float = Field(
+        gt=0, description="Load units per second one replica serves at 100 % utilisation."
+    )
+    target_utilization: float = Field(
+        default=0.85,
+        gt=0,
+        le=1,
+        description="Utilisation planned for at the risk quantile (0-1]. 0.85 keeps headroom.",
+    )
+    forecaster: str = Field(default="auto", description="Forecaster registry name (models/).")
+    risk_quantile: float = Field(
+        default=0.9,
+        gt=0,
+        lt=1,
+        description="Quantile of the peak load over the lead time that capacity must cover.",
+    )
+    min_replicas: int = Field(default=1, ge=0, description="Lower bound on replicas.")
+    max_replicas: int = Field(default=100, ge=1, description="Upper bound on replicas.")
+    lead_time_seconds: float = Field(
+        default=105.0,
+        gt=0,
+        description="Seconds from a decision to ready capacity: pod start-up + one HPA sync.",
+    )
+    mode: Mode = Field(
+        default="Active",
+        description="Active serves the decision; ForecastOnly only records it (shadow mode).",
+    )
+    fallback: FallbackSpec = Field(
+        default_factory=FallbackSpec, description="Behaviour when load data is missing."
+    )
+    priority: int = Field(
+        default=0, description="Cost-guard priority: higher keeps replicas longer when clamped."
+    )
+    budget_ref: str = Field(
+        default="",
+        description=(
+            "Name of the CostBudget (its environment) this workload is charged to;"
+            " empty = the CostBudget whose namespaces include this one, if any."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> PredictiveAutoscalerSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("minReplicas must not exceed maxReplicas")
+        return self
+
+
+class Condition(KubeModel):
+    """A Kubernetes-style status condition."""
+
+    type: str = Field(description="Condition type, e.g. Ready, Fallback, Clamped.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(default="", description="CamelCase machine-readable reason.")
+    message: str = Field(default="", description="Human-readable details.")
+    last_transition_time: str = Field(
+        default="", description="RFC 3339 time the status last changed."
+    )
+
+
+class PredictiveAutoscalerStatus(KubeModel):
+    """``status`` of a PredictiveAutoscaler: the last decision and its forecast."""
+
+    observed_generation: int = Field(default=0, description="metadata.generation last acted on.")
+    last_decision_time: str = Field(default="", description="RFC 3339 time of the last decision.")
+    current_replicas: int = Field(default=0, description="Replicas running at the last decision.")
+    desired_replicas: int = Field(
+        default=0, description="Replicas the forecast asks for, before clamps."
+    )
+    replicas: int = Field(default=0, description="Replicas after min/max and the cost guard.")
+    served_value: float = Field(
+        default=0.0, description="External metric value served (0 in ForecastOnly mode)."
+    )
+    forecast_load: float = Field(
+        default=0.0, description="Forecast peak load at the risk quantile, per second."
+    )
+    risk_quantile: float = Field(default=0.0, description="The quantile of forecastLoad.")
+    forecaster: str = Field(default="", description="Model that produced the forecast.")
+    binding_constraint: str = Field(
+        default="none", description="none, min, max or budget: what set the replica count."
+    )
+    reason: str = Field(default="", description="Why: the decision's reasons in one line.")
+    fallback_active: bool = Field(default=False, description="True while data is missing.")
+    budget_ceiling: int = Field(
+        default=0, description="Replicas the budget allows (the owned HPA's maxReplicas)."
+    )
+    conditions: list[Condition] = Field(default_factory=list, description="Ready, Fallback.")
+
+
+class CostBudgetStatus(KubeModel):
+    """``status`` of a CostBudget: spend so far (from the persisted ledger) and projection."""
+
+    spend_dollars: float = Field(default=0.0, description="Spend this month so far, in dollars.")
+    projection_dollars: float = Field(
+        default=0.0, description="Spend projected to the end of the month, in dollars."
+    )
+    hourly_cost_dollars: float = Field(
+        default=0.0, description="Cost per hour of the replicas decided now, in dollars."
+    )
+    infeasible: bool = Field(
+        default=False, description="True when even minimum replicas exceed the budget."
+    )
+    clamped_workloads: list[str] = Field(
+        default_factory=list, description="namespace/name of workloads the guard clamped."
+    )
+    last_update_time: str = Field(default="", description="RFC 3339 time of the last update.")
+    conditions: list[Condition] = Field(default_factory=list, description="Ready, OverBudget.")
+
+
+class ObjectMeta(KubeModel):
+    """The parts of ``metadata`` the controller uses."""
+
+    name: str
+    namespace: str = ""
+    uid: str = ""
+    generation: int = 0
+    resource_version: str = ""
+
+
+class PredictiveAutoscaler(KubeModel):
+    """A whole PredictiveAutoscaler object as read from the API server."""
+
+    metadata: ObjectMeta
+    spec: PredictiveAutoscalerSpec
+    status: PredictiveAutoscalerStatus = Field(default_factory=PredictiveAutoscalerStatus)
+
+    @property
+    def key(self) -> str:
+        return f"{self.metadata.namespace}/{self.metadata.name}"
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any]) -> PredictiveAutoscaler:
+        """Parse an API object; a bad spec is an ``InputError`` naming the object and field."""
+        from pydantic import ValidationError
+
+        meta = obj.get("metadata", {})
+        where = f"{PA_KIND} {meta.get('namespace', '')}/{meta.get('name', '?')}"
+        try:
+            return cls.model_validate(obj)
+        except ValidationError as err:
+            first = err.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            raise InputError(
+                f"{where}: {field}", first["msg"], "fix the object with kubectl edit pa"
+            ) from err

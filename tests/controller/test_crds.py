@@ -1,0 +1,118 @@
+"""The CRDs in deploy/base/crds are generated from the models, structural, and valid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from autoscaler.kube import crdgen
+from autoscaler.kube.crds import PredictiveAutoscaler
+from models.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD_DIR = ROOT / "deploy" / "base" / "crds"
+FORBIDDEN = {"$ref", "$defs", "anyOf", "oneOf", "allOf", "title", "const", "uniqueItems"}
+
+SAMPLE_PA: dict[str, Any] = {
+    "apiVersion": "autoscaling.predictive.io/v1alpha1",
+    "kind": "PredictiveAutoscaler",
+    "metadata": {"name": "web", "namespace": "shop"},
+    "spec": {
+        "targetRef": {"name": "web"},
+        "query": "sum by (namespace, workload) (rate(http_requests_total[1m]))",
+        "capacityPerReplica": 50,
+        "riskQuantile": 0.95,
+        "fallback": {"holdSeconds": 120, "mode": "Static", "staticReplicas": 3},
+    },
+}
+
+
+def _crds() -> list[dict[str, Any]]:
+    return [yaml.safe_load(p.read_text()) for p in sorted(CRD_DIR.glob("*.yaml"))]
+
+
+def _walk(node: Any, path: str = "") -> list[str]:
+    """Paths of nodes that break Kubernetes' structural-schema rules."""
+    bad: list[str] = []
+    if not isinstance(node, dict):
+        return bad
+    bad += [f"{path}.{key}" for key in FORBIDDEN & node.keys()]
+    if "type" not in node and not node.get("x-kubernetes-preserve-unknown-fields"):
+        bad.append(f"{path}: no type")
+    if "properties" in node and "additionalProperties" in node:
+        bad.append(f"{path}: properties with additionalProperties")
+    for key, child in node.get("properties", {}).items():
+        bad += _walk(child, f"{path}.{key}")
+    for key in ("items", "additionalProperties"):
+        if isinstance(node.get(key), dict):
+            bad += _walk(node[key], f"{path}[{key}]")
+    return bad
+
+
+def test_generated_files_are_up_to_date() -> None:
+    assert crdgen.main(["--check", str(CRD_DIR)]) == 0
+
+
+def test_predictive_autoscaler_crd_exists_with_names() -> None:
+    names = {c["spec"]["names"]["plural"]: c for c in _crds()}
+    pa = names["predictiveautoscalers"]
+    assert pa["spec"]["group"] == "autoscaling.predictive.io"
+    assert pa["spec"]["scope"] == "Namespaced"
+    assert pa["spec"]["names"]["shortNames"] == ["pa"]
+    version = pa["spec"]["versions"][0]
+    assert version["name"] == "v1alpha1"
+    assert version["subresources"] == {"status": {}}
+    assert {c["name"] for c in version["additionalPrinterColumns"]} >= {"Target", "Replicas"}
+
+
+@pytest.mark.parametrize("crd", _crds(), ids=lambda c: c["spec"]["names"]["plural"])
+def test_crd_is_valid_kubernetes_and_structural(crd: dict[str, Any]) -> None:
+    kubernetes_validate.validate(crd, "1.31.0", strict=True)
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert _walk(schema) == []
+    for column in crd["spec"]["versions"][0]["additionalPrinterColumns"]:
+        # every printer column must point at a field the schema declares
+        parts = column["jsonPath"].strip(".").split(".")
+        if parts[0] == "metadata":
+            continue
+        node = schema
+        for part in parts:
+            node = node["properties"][part]
+
+
+def _pa_schema() -> dict[str, Any]:
+    crd = next(c for c in _crds() if c["spec"]["names"]["kind"] == "PredictiveAutoscaler")
+    schema: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def test_sample_object_passes_schema_and_model() -> None:
+    # OpenAPI v3.0 uses boolean exclusiveMinimum, as JSON Schema draft 4 does.
+    jsonschema.Draft4Validator(_pa_schema()).validate(SAMPLE_PA)
+    pa = PredictiveAutoscaler.parse(SAMPLE_PA)
+    assert pa.spec.fallback.mode == "Static"
+    assert pa.spec.target_utilization == 0.85  # documented default
+    assert pa.spec.wire()["targetRef"]["kind"] == "Deployment"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("capacityPerReplica", 0), ("riskQuantile", 1.0), ("mode", "Sometimes")],
+)
+def test_bad_spec_rejected_by_schema_and_model(field: str, value: Any) -> None:
+    bad = {**SAMPLE_PA, "spec": {**SAMPLE_PA["spec"], field: value}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft4Validator(_pa_schema()).validate(bad)
+    with pytest.raises(InputError, match=field):
+        PredictiveAutoscaler.parse(bad)
+
+
+def test_min_above_max_is_an_input_error() -> None:
+    bad = {**SAMPLE_PA, "spec": {**SAMPLE_PA["spec"], "minReplicas": 5, "maxReplicas": 2}}
+    with pytest.raises(InputError, match="minReplicas"):
+        PredictiveAutoscaler.parse(bad)
