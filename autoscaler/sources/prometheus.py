@@ -1,0 +1,571 @@
+"""``PrometheusSource``: load history from any PromQL HTTP API, with named edge policies.
+
+Who calls it: the controller (one batched ``history_by`` per environment per tick, and
+``backfill`` once at start-up) and ``autoscaler forecast``. It speaks the plain
+``/api/v1/query_range`` API through ``prometheus-api-client``, so it works against
+Prometheus, Thanos Query, Grafana Mimir and VictoriaMetrics alike.
+
+Query conventions: load is a rate, so counters go through ``rate()`` (which also
+handles counter resets: a restarted pod's counter dropping to 0 is not a dip in
+load); ``history_by`` wraps the query in ``sum by (namespace, workload) (...)`` so one
+request returns every workload. Ranges longer than ``max_points`` steps are paged.
+
+Data-edge policies (each has a test; see docs/prometheus.md):
+
+==================  =====================================================================
+EMPTY_RESULT        no series: ``history`` returns an all-NaN series on the grid,
+                    ``history_by`` has no key for it. Never zeros.
+GAPS                steps without a sample are NaN (never zero-filled, never held).
+NON_FINITE          NaN, +Inf and -Inf samples become NaN (missing); counted in
+                    ``attrs["non_finite"]``.
+NEGATIVE            negative samples become NaN (load cannot be negative); counted in
+                    ``attrs["negative"]``.
+MULTIPLE_SERIES     ``history`` got several series: ``PermanentError`` naming their
+                    labels (default), or ``sum``/``max`` them (settings).
+STALE               the newest finite sample is older than ``stale_after_seconds``
+                    before ``end``: ``attrs["stale"] = True``; the data is kept and
+                    the trailing steps stay NaN (the controller treats it as missing).
+COUNTER_RESET       a bare counter (``*_total``, ``*_count``, ``*_sum``, ``*_bucket``
+                    outside ``rate()``/``increase()``/...) is refused with
+                    ``InputError`` (default) or logged (``counter_check``).
+QUERY_ERROR         4xx (bad PromQL, bad auth, wrong path): ``PermanentError`` with the
+                    server's own error text and a fix.
+SERVER_ERROR        5xx, 429, connection refused: ``RetryableError``.
+TIMEOUT             no answer within ``timeout_seconds``: ``RetryableError``.
+NOT_JSON            an HTML page or invalid JSON instead of the API's JSON: with a 5xx
+                    (a proxy in trouble) ``RetryableError``, otherwise
+                    ``PermanentError`` (the URL is not a PromQL API).
+==================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import math
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import requests  # type: ignore[import-untyped,unused-ignore]
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.util.retry import Retry
+
+from autoscaler.sources.base import DEFAULT_BY, TimeLike
+from autoscaler.sources.settings import PrometheusSettings
+from models.errors import InputError, PermanentError, RetryableError
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, ...]
+AutoscalerErrorType = RetryableError | PermanentError
+
+
+# --------------------------------------------------------------------------- counter check
+
+#: Functions under which a counter is used correctly (they look at increments, or
+#: only at presence/counts of series, never at the raw value).
+_COUNTER_SAFE = (
+    "rate",
+    "irate",
+    "increase",
+    "resets",
+    "changes",
+    "count",
+    "count_over_time",
+    "absent",
+    "absent_over_time",
+    "present_over_time",
+    "timestamp",
+    "group",
+)
+_COUNTER_SUFFIXES = ("_total", "_count", "_sum", "_bucket")
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_BRACES = re.compile(r"\{[^{}]*\}")
+_LABEL_LIST = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
+_SAFE_CALL = re.compile(r"\b(" + "|".join(_COUNTER_SAFE) + r")\s*\(")
+_IDENT = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+
+
+def bare_counters(query: str) -> list[str]:
+    """Counter-like metric names used outside ``rate()`` & co. (a heuristic).
+
+    Names are judged by the Prometheus naming convention (``_total``, ``_count``,
+    ``_sum``, ``_bucket``); a gauge named against the convention is not caught, and
+    ``counter_check: off`` silences a false alarm.
+    """
+    text = _STRING.sub('""', query)
+    text = _BRACES.sub("", text)
+    text = _LABEL_LIST.sub("", text)
+    # Remove each counter-safe call with its balanced argument list.
+    while (m := _SAFE_CALL.search(text)) is not None:
+        depth, i = 0, m.end() - 1
+        for i in range(m.end() - 1, len(text)):
+            depth += {"(": 1, ")": -1}.get(text[i], 0)
+            if depth == 0:
+                break
+        text = text[: m.start()] + " " + text[i + 1 :]
+    found = []
+    for m in _IDENT.finditer(text):
+        name = m.group(0)
+        follows = text[m.end() :].lstrip()[:1]
+        if name.endswith(_COUNTER_SUFFIXES) and follows != "(" and name not in found:
+            found.append(name)
+    return found
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def to_unix(t: TimeLike, where: str = "time") -> float:
+    """Unix seconds of a TimeLike; naive datetimes are refused (ambiguous zone)."""
+    if isinstance(t, datetime):  # pd.Timestamp is a datetime too
+        if t.tzinfo is None:
+            raise InputError(where, f"{t} has no timezone", "pass an aware UTC datetime")
+        return t.timestamp()
+    value = float(t)
+    if not math.isfinite(value):
+        raise InputError(where, f"{t!r} is not a finite time", "pass unix seconds")
+    return value
+
+
+def grid(start: float, end: float, step: int) -> np.ndarray:
+    """Multiples of ``step`` in [start, end] (unix seconds, int64).
+
+    Aligning to multiples of the step makes consecutive ticks and pages ask for the
+    same instants, so their answers line up exactly.
+    """
+    first = math.ceil(start / step) * step
+    last = math.floor(end / step) * step
+    if last < first:
+        return np.empty(0, dtype=np.int64)
+    return np.arange(first, last + step, step, dtype=np.int64)
+
+
+def pages(points: np.ndarray, max_points: int) -> Iterator[tuple[int, int]]:
+    """(first, last) instants of consecutive pages of at most ``max_points`` points."""
+    for i in range(0, len(points), max_points):
+        chunk = points[i : i + max_points]
+        yield int(chunk[0]), int(chunk[-1])
+
+
+def _title(html: str) -> str:
+    m = re.search(r"<title[^>]*>(.*?)</title>", html, re.I | re.S)
+    return " ".join(m.group(1).split())[:120] if m else ""
+
+
+def _snippet(body: bytes, limit: int = 200) -> str:
+    text = body[:limit].decode("utf-8", errors="replace")
+    return " ".join(text.split())
+
+
+# --------------------------------------------------------------------------- the source
+
+
+class PrometheusSource:
+    """A ``MetricSource`` over a PromQL HTTP API (Prometheus, Thanos, Mimir, VM)."""
+
+    def __init__(self, settings: PrometheusSettings) -> None:
+        self.settings = settings
+        #: HTTP requests sent so far (a query per page); tests and metrics read it.
+        self.requests_sent = 0
+        self._local = threading.local()
+        self._warned: set[str] = set()
+        self._client = self._connect(settings)
+
+    # -- construction ------------------------------------------------------------------
+
+    def _connect(self, s: PrometheusSettings) -> PrometheusConnect:
+        session = requests.Session()
+        tls = s.tls
+        if tls.insecure_skip_verify:
+            session.verify = False
+        elif tls.ca_file is not None:
+            if not tls.ca_file.is_file():
+                raise InputError("prometheus.tls.ca_file", f"{tls.ca_file} is not a file", "")
+            session.verify = str(tls.ca_file)
+        if (tls.cert_file is None) != (tls.key_file is None):
+            raise InputError(
+                "prometheus.tls", "cert_file and key_file go together", "set both or neither"
+            )
+        if tls.cert_file is not None and tls.key_file is not None:
+            session.cert = (str(tls.cert_file), str(tls.key_file))
+        session.hooks["response"].append(self._remember)
+        auth = None
+        if s.basic_auth is not None:
+            auth = (s.basic_auth.username, s.basic_auth.resolve_password())
+        # Retries: connection failures only. HTTP statuses and read timeouts surface at
+        # once; the controller's next tick is the retry (a 15-s budget must hold).
+        retry = Retry(total=None, connect=s.retries, read=False, status=0, other=0, redirect=5)
+        return PrometheusConnect(
+            url=s.url,
+            headers=s.auth_headers(),
+            auth=auth,
+            session=session,
+            retry=retry,
+            timeout=s.timeout_seconds,
+        )
+
+    def _remember(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        """Response hook: keep the last response so errors can cite status and body."""
+        self.requests_sent += 1
+        self._local.response = response
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> PrometheusSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the MetricSource protocol -----------------------------------------------------
+
+    def history(self, query: str, start: TimeLike, end: TimeLike, step: float) -> pd.Series:
+        """The one series ``query`` returns; see the module's edge policies."""
+        self._check_counters(query)
+        step_s, points = self._points(start, end, step)
+        raw = self._fetch(query, points, key_of=_all_labels)
+        if len(raw) > 1 and self.settings.multiple_series == "error":
+            shown = ", ".join(_fmt_labels(key) for key in list(raw)[:3])
+            more = f" and {len(raw) - 3} more" if len(raw) > 3 else ""
+            raise PermanentError(
+                f"query {query!r} returned {len(raw)} series where one was expected: "
+                f"{shown}{more} (aggregate it, e.g. sum(...), or set "
+                "prometheus.multiple_series to sum or max)"
+            )
+        cleaned = [_clean(r) for r in raw.values()]
+        non_finite = sum(c[1] for c in cleaned)
+        negative = sum(c[2] for c in cleaned)
+        if not cleaned:
+            log.debug("empty result for %r", query)
+            combined = np.full(len(points), np.nan)
+        elif len(cleaned) == 1:
+            combined = cleaned[0][0]
+        else:
+            stack = np.vstack([c[0] for c in cleaned])
+            all_nan = np.isnan(stack).all(axis=0)
+            # A step is missing only when every series misses it: absent is not zero.
+            if self.settings.multiple_series == "sum":
+                combined = np.where(np.isnan(stack), 0.0, stack).sum(axis=0)
+            else:
+                combined = np.where(np.isnan(stack), -np.inf, stack).max(axis=0)
+            combined[all_nan] = np.nan
+        out = pd.Series(combined, index=_index(points, step_s), dtype=float, name=query)
+        out.attrs.update(self._attrs(query, (), out, points, non_finite, negative, len(raw)))
+        return out
+
+    def history_by(
+        self,
+        query: str,
+        start: TimeLike,
+        end: TimeLike,
+        step: float,
+        by: Sequence[str] = DEFAULT_BY,
+    ) -> dict[Key, pd.Series]:
+        """``sum by (<by>) (query)``: every workload in one request per page.
+
+        A series without one of the ``by`` labels gets "" there (PromQL's own rule:
+        an absent label equals the empty one). Workloads without data are absent keys.
+        """
+        labels = tuple(by)
+        for name in labels:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise InputError("by", f"{name!r} is not a label name", "use e.g. namespace")
+        self._check_counters(query)
+        wrapped = f"sum by ({', '.join(labels)}) ({query})" if labels else f"sum({query})"
+        step_s, points = self._points(start, end, step)
+
+        def key_of(metric: dict[str, str]) -> Key:
+            return tuple(metric.get(k, "") for k in labels)
+
+        raw = self._fetch(wrapped, points, key_of=key_of)
+        index = _index(points, step_s)
+        out: dict[Key, pd.Series] = {}
+        for key, r in raw.items():
+            values, non_finite, negative = _clean(r)
+            series = pd.Series(values, index=index, dtype=float, name="/".join(key))
+            series.attrs.update(self._attrs(wrapped, key, series, points, non_finite, negative, 1))
+            if not series.notna().any():
+                # Only NaN/Inf samples: no usable data, so no key ("absent", not "zero").
+                log.info("%s: %s has no finite sample; left out", wrapped, "/".join(key))
+                continue
+            out[key] = series
+        return out
+
+    def backfill(
+        self,
+        query: str,
+        end: TimeLike,
+        *,
+        seconds: float | None = None,
+        step: float | None = None,
+        by: Sequence[str] = DEFAULT_BY,
+    ) -> dict[Key, pd.Series]:
+        """The start-up history of every workload (default: ``backfill_seconds``).
+
+        The controller calls this once before its first tick so that it does not
+        start cold; a restart loses nothing because the history lives in Prometheus.
+        Pages of ``max_points`` steps keep each request under the server's limit.
+        """
+        end_s = to_unix(end, "end")
+        window = self.settings.backfill_seconds if seconds is None else seconds
+        return self.history_by(query, end_s - window, end_s, step or self.settings.step_seconds, by)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _check_counters(self, query: str) -> None:
+        policy = self.settings.counter_check
+        if policy == "off":
+            return
+        bare = bare_counters(query)
+        if not bare:
+            return
+        problem = (
+            f"{', '.join(bare)} looks like a counter used without rate(): a counter only "
+            "grows and drops to 0 when a pod restarts, so it is not a load"
+        )
+        fix = f"write e.g. rate({bare[0]}[5m]), or set prometheus.counter_check to off"
+        if policy == "error":
+            raise InputError("query", problem, fix)
+        if query not in self._warned:
+            self._warned.add(query)
+            log.warning("%s (%s): %s", problem, fix, query)
+
+    def _points(self, start: TimeLike, end: TimeLike, step: float) -> tuple[int, np.ndarray]:
+        step_f = float(step)
+        if not math.isfinite(step_f) or step_f < 1 or step_f != round(step_f):
+            raise InputError("step", f"{step!r} is not a whole number of seconds >= 1", "")
+        step_s = int(step_f)
+        start_s, end_s = to_unix(start, "start"), to_unix(end, "end")
+        if end_s < start_s:
+            raise InputError("end", "the range ends before it starts", "swap start and end")
+        points = grid(start_s, end_s, step_s)
+        if len(points) == 0:
+            raise InputError(
+                "start", f"[{start_s}, {end_s}] holds no multiple of the step {step_s} s", ""
+            )
+        return step_s, points
+
+    def _fetch(
+        self,
+        query: str,
+        points: np.ndarray,
+        key_of: Callable[[dict[str, str]], Key],
+    ) -> dict[Key, _Raw]:
+        """Run ``query`` page by page; key -> samples on ``points`` (gaps marked)."""
+        step = int(points[1] - points[0]) if len(points) > 1 else 1
+        out: dict[Key, _Raw] = {}
+        for first, last in pages(points, self.settings.max_points):
+            for item in self._range(query, first, last, step):
+                try:
+                    key = key_of(item["metric"])
+                    pairs = item["values"]
+                except (KeyError, TypeError) as err:
+                    raise PermanentError(
+                        f"unexpected answer to {query!r}: a series without metric/values "
+                        f"({_snippet(json.dumps(item).encode())})"
+                    ) from err
+                raw = out.get(key)
+                if raw is None:
+                    raw = out[key] = _Raw(
+                        np.full(len(points), np.nan), np.zeros(len(points), dtype=bool)
+                    )
+                if not pairs:
+                    continue
+                ts = np.fromiter((float(p[0]) for p in pairs), dtype=float, count=len(pairs))
+                vs = np.array([p[1] for p in pairs], dtype=float)
+                pos = np.rint((ts - points[0]) / step).astype(np.int64)
+                inside = (pos >= 0) & (pos < len(points))
+                pos, vs = pos[inside], vs[inside]
+                if raw.present[pos].any():
+                    # Two series under one key: only possible with duplicate label sets.
+                    raise PermanentError(
+                        f"query {query!r} returned two series with the same labels {key}"
+                    )
+                raw.values[pos] = vs
+                raw.present[pos] = True
+        return out
+
+    def _attrs(
+        self,
+        query: str,
+        key: Key,
+        series: pd.Series,
+        points: np.ndarray,
+        non_finite: int,
+        negative: int,
+        combined: int,
+    ) -> dict[str, Any]:
+        finite = np.flatnonzero(series.notna().to_numpy())
+        last = float(points[finite[-1]]) if finite.size else None
+        stale = last is None or float(points[-1]) - last > self.settings.stale_after_seconds
+        if non_finite or negative:
+            log.info(
+                "%s %s: %d NaN/Inf and %d negative samples treated as missing",
+                query,
+                "/".join(key),
+                non_finite,
+                negative,
+            )
+        return {
+            "query": query,
+            "key": key,
+            "stale": bool(stale and last is not None),
+            "last_sample": last,
+            "non_finite": non_finite,
+            "negative": negative,
+            "combined": combined,
+        }
+
+    def _range(self, query: str, first: int, last: int, step: int) -> list[dict[str, Any]]:
+        """One ``query_range`` request, every failure mapped to our error classes."""
+        s = self.settings
+        self._local.response = None
+        where = f"{s.url} query_range {query!r}"
+        try:
+            result = self._client.custom_query_range(
+                query,
+                start_time=datetime.fromtimestamp(first, UTC),
+                end_time=datetime.fromtimestamp(last, UTC),
+                step=str(step),
+                params={"timeout": f"{s.timeout_seconds:g}s"},
+            )
+        except requests.exceptions.Timeout as err:
+            raise RetryableError(
+                f"{where}: no answer within {s.timeout_seconds:g} s (timeout; retried next tick)"
+            ) from err
+        except requests.exceptions.SSLError as err:
+            raise PermanentError(
+                f"{where}: TLS failed ({err}); check prometheus.tls.ca_file or the URL scheme"
+            ) from err
+        except requests.exceptions.ConnectionError as err:
+            if "Read timed out" in str(err):
+                raise RetryableError(
+                    f"{where}: no answer within {s.timeout_seconds:g} s (timeout)"
+                ) from err
+            raise RetryableError(f"{where}: cannot connect ({_reason(err)})") from err
+        except requests.exceptions.RequestException as err:
+            raise RetryableError(f"{where}: request failed ({err})") from err
+        except PrometheusApiClientException as err:
+            raise self._http_error(where, err) from err
+        except ValueError as err:  # the body was not JSON (requests' JSONDecodeError)
+            raise self._not_json(where) from err
+        except (KeyError, TypeError) as err:
+            body = self._last_body()
+            raise PermanentError(
+                f"{where}: the answer is JSON but not the Prometheus API's "
+                f"({_snippet(body)}); check that the URL is a PromQL API"
+            ) from err
+        if not isinstance(result, list) or any(not isinstance(r, dict) for r in result):
+            raise PermanentError(
+                f"{where}: expected a matrix of series, got {_snippet(repr(result).encode())}"
+            )
+        return result
+
+    def _last_body(self) -> bytes:
+        response = getattr(self._local, "response", None)
+        return bytes(response.content) if response is not None else b""
+
+    def _not_json(self, where: str) -> AutoscalerErrorType:
+        response = getattr(self._local, "response", None)
+        status = int(response.status_code) if response is not None else 0
+        body = self._last_body()
+        ctype = response.headers.get("Content-Type", "") if response is not None else ""
+        is_html = "html" in ctype.lower() or body.lstrip()[:15].lower().startswith(
+            (b"<!doctype", b"<html")
+        )
+        what = "an HTML page" if is_html else "a body that is not JSON"
+        title = _title(body.decode("utf-8", errors="replace")) if is_html else ""
+        detail = f"title {title!r}" if title else _snippet(body, 120)
+        text = f"{where}: HTTP {status} with {what} instead of the API's JSON ({detail})"
+        if status >= 500 or status == 429:
+            return RetryableError(text + "; a proxy or the server is in trouble, retried")
+        return PermanentError(
+            text + "; check that the URL is the PromQL API (Mimir: .../prometheus, "
+            "VictoriaMetrics cluster: .../select/0/prometheus)"
+        )
+
+    def _http_error(self, where: str, err: PrometheusApiClientException) -> Exception:
+        response = getattr(self._local, "response", None)
+        status = int(response.status_code) if response is not None else _status_of(err)
+        body = self._last_body() if response is not None else _body_of(err)
+        try:
+            decoded = json.loads(body)
+        except ValueError:
+            decoded = None
+        if not isinstance(decoded, dict):
+            return self._not_json(where)
+        kind = str(decoded.get("errorType", "error"))
+        message = str(decoded.get("error", _snippet(body)))
+        text = f"{where}: HTTP {status} {kind}: {message}"
+        if status in (408, 429) or status >= 500:
+            return RetryableError(text)
+        if status in (401, 403):
+            return PermanentError(text + " (check the bearer token / basic auth / headers)")
+        if status == 404:
+            return PermanentError(text + " (check the URL and its path prefix)")
+        if "maximum resolution" in message:
+            return PermanentError(text + " (lower prometheus.max_points to the server's limit)")
+        return PermanentError(text + " (fix the PromQL; try it in the Prometheus UI)")
+
+
+@dataclass
+class _Raw:
+    """One series as fetched: values on the grid, and which steps had a sample."""
+
+    values: np.ndarray
+    present: np.ndarray
+
+
+def _clean(raw: _Raw) -> tuple[np.ndarray, int, int]:
+    """NON_FINITE and NEGATIVE policies: such samples become NaN; return the counts."""
+    v = raw.values
+    bad = raw.present & ~np.isfinite(v)
+    neg = raw.present & np.isfinite(v) & (v < 0)
+    out = v.copy()
+    out[bad | neg] = np.nan
+    return out, int(bad.sum()), int(neg.sum())
+
+
+def _all_labels(metric: dict[str, str]) -> Key:
+    """Key of a series in ``history``: all its labels, as sorted "name=value" items."""
+    return tuple(f"{k}={v}" for k, v in sorted(metric.items()))
+
+
+def _fmt_labels(key: Key) -> str:
+    return "{" + ",".join(f'{k}="{v}"' for k, v in (item.split("=", 1) for item in key)) + "}"
+
+
+def _index(points: np.ndarray, step_s: int) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(pd.to_datetime(points, unit="s", utc=True), freq=f"{step_s}s")
+
+
+def _reason(err: Exception) -> str:
+    text = str(err)
+    m = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    return m.group(1).strip() if m else text[:200]
+
+
+def _status_of(err: PrometheusApiClientException) -> int:
+    m = re.search(r"HTTP Status Code (\d+)", str(err))
+    return int(m.group(1)) if m else 0
+
+
+def _body_of(err: PrometheusApiClientException) -> bytes:
+    m = re.search(r"HTTP Status Code \d+ \((b['\"].*['\"])\)$", str(err), re.S)
+    if not m:
+        return b""
+    try:
+        value = ast.literal_eval(m.group(1))
+    except (ValueError, SyntaxError):
+        return b""
+    return value if isinstance(value, bytes) else b""

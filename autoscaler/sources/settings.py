@@ -1,0 +1,180 @@
+"""Typed settings of the Prometheus metric source, and duration parsing.
+
+Why a model: the controller (``autoscaler run``, from the environment or a file) and
+the ``autoscaler forecast`` command build the same source, so its knobs live in one
+place, each with its unit and the reason for its default. Built once in an entry point
+and passed in; nothing here is global. ``load_prometheus_settings`` turns pydantic's
+validation errors into ``InputError`` naming the field and the fix.
+
+Works for any server with the plain PromQL HTTP API: Prometheus, Thanos Query, Grafana
+Mimir (``url`` ends in ``/prometheus``, tenant in ``headers``) and VictoriaMetrics
+(single node: the root URL; cluster: ``/select/<tenant>/prometheus``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from models.errors import InputError
+
+#: Prometheus rejects a range query with more points than this per series
+#: ("exceeded maximum resolution of 11,000 points per timeseries"); Thanos and Mimir
+#: share the limit. VictoriaMetrics allows 30,000; staying at 11,000 is safe everywhere.
+PROMETHEUS_MAX_POINTS = 11_000
+
+MultipleSeriesPolicy = Literal["error", "sum", "max"]
+CounterCheck = Literal["error", "warn", "off"]
+
+
+class BasicAuth(BaseModel):
+    """HTTP basic auth. Prefer ``password_file`` (a mounted Secret) to an inline value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    username: str
+    password: SecretStr | None = None
+    password_file: Path | None = None
+
+    def resolve_password(self) -> str:
+        if self.password_file is not None:
+            return _read_secret(self.password_file, "prometheus.basic_auth.password_file")
+        if self.password is not None:
+            return self.password.get_secret_value()
+        raise InputError(
+            "prometheus.basic_auth",
+            "basic auth has a username but no password",
+            "set password or password_file",
+        )
+
+
+class TLSSettings(BaseModel):
+    """TLS towards the server: a private CA, a client certificate, or no verification."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: PEM bundle of the CA(s) that signed the server's certificate; None = system CAs.
+    ca_file: Path | None = None
+    #: client certificate and key (PEM) for mutual TLS; both or neither.
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    #: skip certificate verification. Off by default: only for a local test server.
+    insecure_skip_verify: bool = False
+
+
+class PrometheusSettings(BaseModel):
+    """How to reach the PromQL API and which data-edge policies to apply."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: base URL of the PromQL HTTP API, without ``/api/v1`` (e.g.
+    #: ``http://prometheus.monitoring:9090``, ``https://mimir/prometheus``).
+    url: str = "http://127.0.0.1:9090"
+    #: bearer token (sent as ``Authorization: Bearer ...``); prefer ``bearer_token_file``.
+    bearer_token: SecretStr | None = None
+    #: file holding the bearer token (e.g. a projected service-account token); it is
+    #: read again for every client, so a rotated token is picked up.
+    bearer_token_file: Path | None = None
+    basic_auth: BasicAuth | None = None
+    tls: TLSSettings = Field(default_factory=TLSSettings)
+    #: extra HTTP headers, e.g. ``{"X-Scope-OrgID": "team-a"}`` for Mimir/Cortex tenants.
+    headers: dict[str, str] = Field(default_factory=dict)
+    #: seconds one HTTP request may take (also sent as the server-side query
+    #: ``timeout``). 10 s leaves room in a 15-s HPA sync for forecasting and publishing.
+    timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    #: resolution of the history, in seconds; 60 s matches a 1-minute rate() window and
+    #: keeps 14 days at 20,160 points per workload.
+    step_seconds: int = Field(default=60, ge=1, le=86_400)
+    #: most points per series in one request; longer ranges are paged.
+    max_points: int = Field(default=PROMETHEUS_MAX_POINTS, ge=2, le=1_000_000)
+    #: retries inside one call for connection errors only (not for HTTP statuses): 0,
+    #: because the controller's next tick is the retry and must not be delayed.
+    retries: int = Field(default=0, ge=0, le=5)
+    #: a series whose newest sample is older than this (seconds before ``end``) is
+    #: stale. 300 s is Prometheus's own lookback delta.
+    stale_after_seconds: float = Field(default=300.0, gt=0)
+    #: several series where one was expected (``history``): refuse (``error``, the
+    #: default: the query is ambiguous), or combine them with ``sum`` or ``max``.
+    multiple_series: MultipleSeriesPolicy = "error"
+    #: a bare counter (``*_total`` etc. outside ``rate()``/``increase()``) as load is
+    #: always wrong (it only grows and drops to 0 at restarts): refuse it by default.
+    counter_check: CounterCheck = "error"
+    #: history loaded at start-up so the controller does not start cold, in seconds
+    #: (14 days covers two weekly cycles for the seasonal models).
+    backfill_seconds: float = Field(default=14 * 86_400.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_http(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("must start with http:// or https:// and name a host")
+        return v.rstrip("/")
+
+    def auth_headers(self) -> dict[str, str]:
+        """``headers`` plus ``Authorization: Bearer`` when a token is configured."""
+        out = dict(self.headers)
+        token: str | None = None
+        if self.bearer_token_file is not None:
+            token = _read_secret(self.bearer_token_file, "prometheus.bearer_token_file")
+        elif self.bearer_token is not None:
+            token = self.bearer_token.get_secret_value()
+        if token:
+            out["Authorization"] = f"Bearer {token}"
+        return out
+
+
+def _read_secret(path: Path, where: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as err:
+        raise InputError(where, f"cannot read {path}: {err.strerror}", "check the path") from err
+
+
+def load_prometheus_settings(
+    data: Mapping[str, Any], where: str = "prometheus"
+) -> PrometheusSettings:
+    """Validate a mapping (from YAML, env or flags); ``InputError`` names the bad field."""
+    try:
+        return PrometheusSettings.model_validate(dict(data))
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise InputError(
+            f"{where}.{field}" if field else where,
+            first["msg"],
+            "see docs/prometheus.md for the settings",
+        ) from err
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800, "y": 31_536_000}
+
+
+def parse_duration(text: str, where: str) -> float:
+    """Seconds in a Prometheus-style duration (``90s``, ``2m``, ``1h30m``, ``14d``).
+
+    A bare number is seconds. Raises ``InputError`` naming ``where`` otherwise.
+    """
+    s = text.strip()
+    try:
+        value = float(s)
+    except ValueError:
+        pass
+    else:
+        if value > 0 and value != float("inf"):
+            return value
+        raise InputError(where, f"duration {text!r} must be positive", "write e.g. 2m or 90s")
+    pos = 0
+    total = 0.0
+    for m in _DURATION.finditer(s):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNIT_S[m.group(2)]
+        pos = m.end()
+    if pos != len(s) or not s or total <= 0:
+        raise InputError(where, f"{text!r} is not a duration", "write e.g. 90s, 2m, 1h30m or 14d")
+    return total

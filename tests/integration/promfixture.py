@@ -1,0 +1,502 @@
+"""A REAL Prometheus for tests: backfilled from bundled traces, on a free loopback port.
+
+Why: the Prometheus source, the controller and its fault tests must meet the real
+query engine (its 11,000-points limit, its staleness, ``rate()`` over counter resets,
+its error bodies), not a hand-written imitation. Who uses it: ``tests/integration``
+(through ``conftest.py``), ``tests/controller`` and anyone who needs a Prometheus.
+
+How: the series to backfill are written as one OpenMetrics file, turned into TSDB
+blocks with ``promtool tsdb create-blocks-from openmetrics`` and placed in a fresh
+``--storage.tsdb.path``. The traces' timestamps are shifted so that they end near now
+(blocks older than the retention would be deleted, so retention is set to ten years).
+Prometheus runs with a scrape config that can include extra targets (e.g. a test
+exporter for the controller's closed loop) and is polled on ``/-/ready`` (bounded).
+
+Binaries: Debian's ``prometheus`` and ``promtool`` on PATH, or the paths in
+``PROMETHEUS_BIN`` / ``PROMTOOL_BIN``. If they are missing, ``require_prometheus()``
+skips the test with a loud message, except under ``CI=true``, where it FAILS.
+
+Typical use::
+
+    server = PrometheusServer.start(tmp_path, backfill=[trace_counter(...)],
+                                    scrape_targets=["127.0.0.1:8000"])
+    server.url            # http://127.0.0.1:PORT
+    server.kill(); server.restart(); server.stop()
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.traces import bundled_traces_dir, load_trace
+
+#: Bounded waits (seconds). Start-up on the shared 2-core machine takes ~1-3 s.
+READY_TIMEOUT_S = 45.0
+STOP_TIMEOUT_S = 10.0
+
+
+class PrometheusUnavailable(RuntimeError):
+    """The binaries are missing, or the server did not become ready."""
+
+
+def find_binaries() -> tuple[str, str] | None:
+    """Paths of (prometheus, promtool), or None when either is missing."""
+    prom = os.environ.get("PROMETHEUS_BIN") or shutil.which("prometheus")
+    tool = os.environ.get("PROMTOOL_BIN") or shutil.which("promtool")
+    if not prom or not tool:
+        return None
+    return prom, tool
+
+
+def require_prometheus() -> tuple[str, str]:
+    """The binaries, or skip LOUDLY (fail under ``CI=true``) when they are missing."""
+    found = find_binaries()
+    if found is not None:
+        return found
+    message = (
+        "PROMETHEUS NOT INSTALLED: the real-Prometheus tests cannot run. Install the "
+        "Debian package (`apt-get install prometheus`, or `make system-deps` as root) "
+        "or set PROMETHEUS_BIN and PROMTOOL_BIN."
+    )
+    if os.environ.get("CI") == "true":
+        pytest.fail(message + " CI=true, so this is a failure, not a skip.", pytrace=False)
+    sys.stderr.write(f"\n\n*** {message} SKIPPING. ***\n\n")
+    pytest.skip(message)
+
+
+# --------------------------------------------------------------------------- backfill
+
+
+@dataclass(frozen=True)
+class BackfillSeries:
+    """One series to write into the TSDB before start.
+
+    ``kind="counter"``: ``values`` are increments per sample (e.g. requests per minute,
+    as the bundled traces hold them); the file gets their running sum as the counter
+    ``<metric>_total``, restarting from zero at ``reset_at`` (a position) to exercise
+    counter resets. ``kind="gauge"``: ``values`` are written as they are (NaN and
+    +/-Inf included) under ``<metric>``.
+    """
+
+    metric: str
+    labels: Mapping[str, str]
+    values: pd.Series
+    kind: Literal["counter", "gauge"] = "counter"
+    reset_at: int | None = None
+
+    @property
+    def sample_name(self) -> str:
+        return f"{self.metric}_total" if self.kind == "counter" else self.metric
+
+    def samples(self) -> pd.Series:
+        """The values as stored in Prometheus (cumulative for counters)."""
+        v = self.values.to_numpy(dtype=float)
+        if self.kind == "gauge":
+            return self.values.astype(float)
+        if self.reset_at is None:
+            return pd.Series(np.cumsum(v), index=self.values.index)
+        head = np.cumsum(v[: self.reset_at])
+        tail = np.cumsum(v[self.reset_at :])
+        return pd.Series(np.concatenate([head, tail]), index=self.values.index)
+
+
+def aligned_now(step_s: int = 60) -> int:
+    """Now, floored to a multiple of ``step_s`` (unix seconds)."""
+    return int(time.time()) // step_s * step_s
+
+
+def trace_counter(
+    trace: str,
+    labels: Mapping[str, str],
+    *,
+    points: int,
+    end: float,
+    offset: int = 0,
+    metric: str = "http_requests",
+    reset_at: int | None = None,
+) -> BackfillSeries:
+    """A slice of a bundled trace (``simulations/traces/<trace>.csv``) as a counter.
+
+    Takes ``points`` rows starting at row ``offset`` and shifts their timestamps so the
+    last one is at ``end`` (unix seconds), keeping the trace's own step.
+    """
+    t = load_trace(bundled_traces_dir() / f"{trace}.csv")
+    part = t.series.iloc[offset : offset + points]
+    if len(part) < points:
+        raise ValueError(f"{trace} has fewer than {offset + points} rows")
+    last = pd.Timestamp(end, unit="s", tz="UTC")
+    shifted = part.index - part.index[-1] + last
+    return BackfillSeries(
+        metric=metric,
+        labels=dict(labels),
+        values=pd.Series(part.to_numpy(dtype=float), index=shifted),
+        kind="counter",
+        reset_at=reset_at,
+    )
+
+
+def gauge(
+    metric: str, labels: Mapping[str, str], values: Sequence[float], *, end: float, step_s: int
+) -> BackfillSeries:
+    """A gauge with the given values (NaN/Inf allowed), the last at ``end``."""
+    n = len(values)
+    index = pd.to_datetime([end - (n - 1 - i) * step_s for i in range(n)], unit="s", utc=True)
+    return BackfillSeries(
+        metric=metric,
+        labels=dict(labels),
+        values=pd.Series(list(values), index=index, dtype=float),
+        kind="gauge",
+    )
+
+
+def _om_value(v: float) -> str:
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    return repr(float(v))
+
+
+def _om_labels(labels: Mapping[str, str]) -> str:
+    if not labels:
+        return ""
+    body = ",".join(
+        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+        for k, v in sorted(labels.items())
+    )
+    return "{" + body + "}"
+
+
+def write_openmetrics(series: Sequence[BackfillSeries], path: Path) -> None:
+    """One OpenMetrics text file; each metric family's lines kept together."""
+    families: dict[tuple[str, str], list[BackfillSeries]] = {}
+    for s in series:
+        families.setdefault((s.metric, s.kind), []).append(s)
+    with path.open("w", encoding="utf-8") as out:
+        for (metric, kind), members in families.items():
+            out.write(f"# HELP {metric} Backfilled from a bundled trace for tests.\n")
+            out.write(f"# TYPE {metric} {kind}\n")
+            for s in members:
+                name = s.sample_name + _om_labels(s.labels)
+                stored = s.samples()
+                stamps = pd.DatetimeIndex(stored.index).as_unit("s").asi8
+                for ts, v in zip(stamps, stored.to_numpy(dtype=float), strict=True):
+                    out.write(f"{name} {_om_value(float(v))} {int(ts)}\n")
+        out.write("# EOF\n")
+
+
+# --------------------------------------------------------------------------- server
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class PrometheusServer:
+    """A running Prometheus process on 127.0.0.1 with its own data directory."""
+
+    workdir: Path
+    port: int
+    prometheus_bin: str
+    scrape_targets: tuple[str, ...] = ()
+    scrape_interval_s: float = 1.0
+    extra_args: tuple[str, ...] = ()
+    backfilled: tuple[BackfillSeries, ...] = ()
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    # -- life cycle --------------------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls,
+        workdir: Path,
+        *,
+        backfill: Sequence[BackfillSeries] = (),
+        scrape_targets: Sequence[str] = (),
+        scrape_interval_s: float = 1.0,
+        extra_args: Sequence[str] = (),
+    ) -> PrometheusServer:
+        """Backfill, start and wait until ready; skips/fails if Prometheus is missing.
+
+        ``scrape_targets`` are ``host:port`` strings scraped (``/metrics``) every
+        ``scrape_interval_s`` under ``job="test"``.
+        """
+        prom, tool = require_prometheus()
+        workdir.mkdir(parents=True, exist_ok=True)
+        data = workdir / "data"
+        data.mkdir(exist_ok=True)
+        if backfill:
+            om = workdir / "backfill.om"
+            write_openmetrics(backfill, om)
+            done = subprocess.run(
+                [tool, "tsdb", "create-blocks-from", "openmetrics", "-q", str(om), str(data)],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise PrometheusUnavailable(f"promtool failed: {done.stderr.strip()[-2000:]}")
+        server = cls(
+            workdir=workdir,
+            port=free_port(),
+            prometheus_bin=prom,
+            scrape_targets=tuple(scrape_targets),
+            scrape_interval_s=scrape_interval_s,
+            extra_args=tuple(extra_args),
+            backfilled=tuple(backfill),
+        )
+        server._write_config()
+        # A free port can be taken between probing and binding; try a few.
+        for attempt in range(3):
+            try:
+                server._launch()
+                return server
+            except PrometheusUnavailable:
+                server.stop()
+                if "address already in use" not in server.log_tail() or attempt == 2:
+                    raise
+                server.port = free_port()
+        raise AssertionError("unreachable")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "prometheus.log"
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")[-chars:]
+        except FileNotFoundError:
+            return ""
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        """Terminate (SIGTERM), then kill after ``STOP_TIMEOUT_S``. Idempotent."""
+        p = self.process
+        if p is None:
+            return
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=STOP_TIMEOUT_S)
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (for fault tests)."""
+        p = self.process
+        if p is not None and p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            p.wait(timeout=STOP_TIMEOUT_S)
+        self.process = None
+
+    def restart(self) -> None:
+        """Stop if running, then start again on the same port with the same data."""
+        self.stop()
+        self._launch()
+
+    def __enter__(self) -> PrometheusServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- helpers for tests -------------------------------------------------------------
+
+    def api(self, path: str, **params: str) -> Any:
+        """GET ``/api/v1/<path>`` and return the decoded ``data`` (raises on error)."""
+        url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            body = json.loads(resp.read())
+        if body.get("status") != "success":
+            raise RuntimeError(f"Prometheus error: {body}")
+        return body["data"]
+
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query's result vector."""
+        params = {"query": promql}
+        if at is not None:
+            params["time"] = str(at)
+        result: list[dict[str, Any]] = self.api("query", **params)["result"]
+        return result
+
+    def wait_for(self, promql: str, timeout_s: float = 20.0) -> list[dict[str, Any]]:
+        """Poll an instant query until it returns something (bounded), e.g. a scrape."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            result = self.query(promql)
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{promql!r} returned nothing within {timeout_s} s")
+            time.sleep(0.2)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _write_config(self) -> None:
+        interval = f"{max(int(self.scrape_interval_s * 1000), 100)}ms"
+        lines = [
+            "global:",
+            f"  scrape_interval: {interval}",
+            f"  evaluation_interval: {interval}",
+            "scrape_configs:",
+        ]
+        if self.scrape_targets:
+            targets = ", ".join(json.dumps(t) for t in self.scrape_targets)
+            lines += [
+                "  - job_name: test",
+                f"    scrape_timeout: {interval}",
+                "    static_configs:",
+                f"      - targets: [{targets}]",
+            ]
+        else:
+            lines[-1] = "scrape_configs: []"
+        (self.workdir / "prometheus.yml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def _launch(self) -> None:
+        args = [
+            self.prometheus_bin,
+            f"--config.file={self.workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            # Backfilled blocks older than the retention would be deleted at start.
+            "--storage.tsdb.retention.time=3650d",
+            "--log.level=warn",
+            *self.extra_args,
+        ]
+        log = self.log_path.open("ab")
+        try:
+            self.process = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        finally:
+            log.close()
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise PrometheusUnavailable(f"prometheus exited early:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise PrometheusUnavailable(
+            f"prometheus not ready within {READY_TIMEOUT_S} s:\n{self.log_tail()}"
+        )
+
+
+# --------------------------------------------------------------------------- the standard data set
+
+#: Workloads of the standard backfill: (namespace, workload) -> (trace, row offset).
+#: ``shop/batch`` has a counter reset half-way; ``old/gone`` stopped an hour before now.
+STANDARD_POINTS = 3 * 24 * 60  # three days of the 1-minute NASA trace
+STANDARD_WORKLOADS: dict[tuple[str, str], tuple[str, int]] = {
+    ("shop", "web"): ("nasa_http_jul1995_1min", 10 * 1440),
+    ("shop", "api"): ("nasa_http_jul1995_1min", 20 * 1440),
+    ("shop", "batch"): ("nasa_http_jul1995_1min", 5 * 1440),
+    ("blog", "front"): ("nasa_http_jul1995_1min", 0),
+}
+STALE_WORKLOAD = ("old", "gone")
+STALE_FOR_S = 3600
+RESET_WORKLOAD = ("shop", "batch")
+
+
+def standard_backfill(end: float) -> list[BackfillSeries]:
+    """The data set most tests use: four live workloads, one stale, edge-case gauges.
+
+    All counters are ``http_requests_total{namespace, workload, pod}``; each workload
+    is split over two pods (2/3 and 1/3 of the trace, so ``sum by`` is needed to get
+    the trace back). Gauges ``edge_load{case=...}`` hold NaN, +Inf and negative values.
+    """
+    out: list[BackfillSeries] = []
+    for (ns, wl), (trace, offset) in STANDARD_WORKLOADS.items():
+        base = trace_counter(
+            trace,
+            {"namespace": ns, "workload": wl},
+            points=STANDARD_POINTS,
+            end=end,
+            offset=offset,
+            reset_at=STANDARD_POINTS // 2 if (ns, wl) == RESET_WORKLOAD else None,
+        )
+        # Split over two pods; integer parts so the counters stay whole numbers.
+        a = (base.values * 2 // 3).astype(float)
+        for pod, part in (("a", a), ("b", base.values - a)):
+            out.append(
+                BackfillSeries(
+                    metric=base.metric,
+                    labels={"namespace": ns, "workload": wl, "pod": f"{wl}-{pod}"},
+                    values=part,
+                    reset_at=base.reset_at,
+                )
+            )
+    ns, wl = STALE_WORKLOAD
+    out.append(
+        trace_counter(
+            "nasa_http_jul1995_1min",
+            {"namespace": ns, "workload": wl, "pod": f"{wl}-a"},
+            points=STANDARD_POINTS // 3,
+            end=end - STALE_FOR_S,
+            offset=15 * 1440,
+        )
+    )
+    n = 120
+    finite = [float(10 + (i % 7)) for i in range(n)]
+    nan = [math.nan if 40 <= i < 50 else v for i, v in enumerate(finite)]
+    inf = [math.inf if i % 30 == 0 else v for i, v in enumerate(finite)]
+    neg = [-5.0 if i % 25 == 0 else v for i, v in enumerate(finite)]
+    for case, values in (("finite", finite), ("nan", nan), ("inf", inf), ("negative", neg)):
+        out.append(gauge("edge_load", {"case": case}, values, end=end, step_s=60))
+    return out
+
+
+def expected_increments(
+    backfill: Sequence[BackfillSeries], namespace: str, workload: str
+) -> pd.Series:
+    """Per-sample increments of one workload summed over its pods (the trace slice)."""
+    parts = [
+        s.values
+        for s in backfill
+        if s.kind == "counter"
+        and s.labels.get("namespace") == namespace
+        and s.labels.get("workload") == workload
+    ]
+    if not parts:
+        raise KeyError((namespace, workload))
+    total: pd.Series = sum(parts[1:], parts[0])
+    return total
