@@ -218,7 +218,8 @@ def cost_budget_crd(spec_model: type[BaseModel]) -> dict[str, Any]:
     """The CostBudget CRD (cluster-scoped, short name ``cb``); spec from the cost guard."""
     spec = model_schema(spec_model)
     props = spec.get("properties", {})
-    columns = [
+    columns = [_column("Environment", ".spec.environment")] if "environment" in props else []
+    columns += [
         _column(name, f".spec.{field}", "number")
         for name, field in (
             ("Monthly", "monthlyLimitDollars"),

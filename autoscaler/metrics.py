@@ -1,0 +1,131 @@
+"""The controller's own Prometheus metrics (served on its ``/metrics``).
+
+One ``ControllerMetrics`` object per process, built by the entry point with its own
+``CollectorRegistry`` (no module-level singleton: tests build as many as they like).
+The names and labels are a contract with ``deploy/`` (dashboards, alert rules):
+do not rename them. Callers: ``autoscaler.controller`` (every tick),
+``autoscaler.kube.leader`` (leadership), ``autoscaler run`` (exposition server).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+_WL = ("namespace", "workload")
+_ENV = ("environment",)
+
+
+class ControllerMetrics:
+    """Every metric the controller exports, registered in ``self.registry``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.forecast_load = Gauge(
+            "autoscaler_forecast_load",
+            "Forecast peak load over the lead time at a quantile, per second.",
+            (*_WL, "quantile"),
+            registry=r,
+        )
+        self.observed_load = Gauge(
+            "autoscaler_observed_load", "Last observed load, per second.", _WL, registry=r
+        )
+        self.desired_replicas = Gauge(
+            "autoscaler_workload_desired_replicas",
+            "Replicas the forecast asks for, before min/max and the cost guard.",
+            _WL,
+            registry=r,
+        )
+        self.served_replicas = Gauge(
+            "autoscaler_workload_served_replicas",
+            "Replicas after every clamp (what the served metric makes the HPA run).",
+            _WL,
+            registry=r,
+        )
+        self.current_replicas = Gauge(
+            "autoscaler_workload_current_replicas",
+            "Replicas running when the decision was made.",
+            _WL,
+            registry=r,
+        )
+        self.clamps = Counter(
+            "autoscaler_clamps",
+            "Decisions changed by a constraint (min, max, budget, fallback).",
+            (*_WL, "constraint"),
+            registry=r,
+        )
+        self.forecast_error_ratio = Gauge(
+            "autoscaler_forecast_error_ratio",
+            "(observed peak - forecast) / forecast of the decision one lead time ago.",
+            _WL,
+            registry=r,
+        )
+        self.fallback_active = Gauge(
+            "autoscaler_fallback_active", "1 while load data is missing.", _WL, registry=r
+        )
+        self.budget_spend = Gauge(
+            "autoscaler_budget_spend_dollars",
+            "Spend this month so far (ledger).",
+            _ENV,
+            registry=r,
+        )
+        self.budget_projection = Gauge(
+            "autoscaler_budget_projection_dollars",
+            "Spend projected to the end of the month.",
+            _ENV,
+            registry=r,
+        )
+        self.budget_monthly_limit = Gauge(
+            "autoscaler_budget_monthly_limit_dollars", "Monthly limit.", _ENV, registry=r
+        )
+        self.budget_hourly_cap = Gauge(
+            "autoscaler_budget_hourly_cap_dollars",
+            "Hourly cap in force now (from the monthly pace and the hourly limit).",
+            _ENV,
+            registry=r,
+        )
+        self.budget_hourly_cost = Gauge(
+            "autoscaler_budget_hourly_cost_dollars",
+            "Hourly cost of the replicas decided now.",
+            _ENV,
+            registry=r,
+        )
+        self.budget_infeasible = Gauge(
+            "autoscaler_budget_infeasible",
+            "1 when even minimum replicas exceed the budget.",
+            _ENV,
+            registry=r,
+        )
+        self.store_last_update = Gauge(
+            "autoscaler_decision_store_last_update_timestamp_seconds",
+            "Unix time the controller last published to the decision store.",
+            registry=r,
+        )
+        self.is_leader = Gauge(
+            "autoscaler_is_leader", "1 while this instance holds the leader lease.", registry=r
+        )
+        self.reconcile_duration = Histogram(
+            "autoscaler_reconcile_duration_seconds",
+            "Wall time of one reconcile (query, forecast, clamp, publish, writes).",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60),
+            registry=r,
+        )
+
+    def forget(self, namespace: str, workload: str) -> None:
+        """Drop a deleted workload's series so dashboards do not show ghosts."""
+        for gauge in (
+            self.observed_load,
+            self.desired_replicas,
+            self.served_replicas,
+            self.current_replicas,
+            self.forecast_error_ratio,
+            self.fallback_active,
+        ):
+            try:
+                gauge.remove(namespace, workload)
+            except KeyError:
+                pass
+
+    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
+        """Start the exposition HTTP server on a daemon thread."""
+        start_http_server(port, addr=addr, registry=self.registry)
