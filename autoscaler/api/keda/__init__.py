@@ -1,0 +1,1 @@
+"""KEDA external scaler: our decisions over KEDA's ``externalscaler.proto`` (gRPC)."""

@@ -1,0 +1,470 @@
+"""The External Metrics API server (``external.metrics.k8s.io/v1beta1``) as a FastAPI app.
+
+kube-apiserver's aggregator proxies the HPA controller's metric reads to us; kubectl
+reaches us the same way. Every HPA in the cluster calls every 15 s with five workers in
+total, so one slow answer stalls them all: values come only from the in-memory
+``DecisionStore`` (never Prometheus or a forecaster), and serialised answers are cached
+per (namespace, metric, selector) until the store changes or a value turns stale.
+Wire format, errors and discovery follow docs/api.md and the spec in
+/work/shared/spec/k8s-external-metrics-and-hpa.md (section 4 lists the checks we pass).
+
+Staleness policy: a value older than ``max_age_seconds`` is left out of the list. The
+HPA then sees no items for that metric (ScalingActive=False, ``FailedGetExternalMetric``)
+and keeps the current replica count; it never scales on a stale forecast, and "stale" is
+never turned into zero.
+
+Called by ``autoscaler serve`` (static values), ``autoscaler run`` (the controller) and
+the tests; ``run_server`` / ``ServerThread`` run it under uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from autoscaler.api.auth import GROUP, VERSION, Authenticator, AuthError
+from autoscaler.api.quantity import format_quantity
+from autoscaler.api.selector import parse_selector
+from autoscaler.api.settings import ApiSettings
+from autoscaler.clock import Clock, WallClock
+from autoscaler.store import DecisionStore, MetricValue
+from models.errors import InputError
+
+log = logging.getLogger(__name__)
+
+GROUP_VERSION = f"{GROUP}/{VERSION}"
+JSON = "application/json"
+_CACHE_LIMIT = 50_000
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def status_body(code: int, reason: str, message: str) -> bytes:
+    """A ``metav1.Status`` failure body (client-go turns it into the error text)."""
+    return orjson.dumps(
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "code": code,
+        }
+    )
+
+
+def status_response(code: int, reason: str, message: str) -> Response:
+    return Response(status_code=code, content=status_body(code, reason, message), media_type=JSON)
+
+
+def rfc3339(ts: float) -> str:
+    """``metav1.Time`` form: UTC, second precision."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(ts)))
+
+
+_API_GROUP = {
+    "kind": "APIGroup",
+    "apiVersion": "v1",
+    "name": GROUP,
+    "versions": [{"groupVersion": GROUP_VERSION, "version": VERSION}],
+    "preferredVersion": {"groupVersion": GROUP_VERSION, "version": VERSION},
+}
+_API_GROUP_BODY = orjson.dumps(_API_GROUP)
+_API_GROUP_LIST_BODY = orjson.dumps(
+    {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_API_GROUP]}
+)
+_OK = b"ok"
+
+
+class _ListCache:
+    """Serialised list answers, valid while the store version is unchanged and no value aged."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str, str], tuple[int, float, bytes]] = {}
+
+    def get(self, key: tuple[str, str, str], version: int, now: float) -> bytes | None:
+        hit = self.entries.get(key)
+        if hit is not None and hit[0] == version and now < hit[1]:
+            return hit[2]
+        return None
+
+    def put(self, key: tuple[str, str, str], version: int, valid_until: float, body: bytes) -> None:
+        if len(self.entries) >= _CACHE_LIMIT:
+            self.entries.clear()  # bounded: arbitrary selectors cannot grow memory forever
+        self.entries[key] = (version, valid_until, body)
+
+
+def render_list(
+    name: str, values: list[MetricValue], now: float, max_age: float
+) -> tuple[bytes, float, int]:
+    """Body of an ``ExternalMetricValueList``, when it expires, and how many stale were dropped."""
+    items = []
+    valid_until = float("inf")
+    stale = 0
+    for value in sorted(values, key=lambda v: sorted(v.labels.items())):
+        expires = value.timestamp + max_age
+        if now >= expires:
+            stale += 1
+            continue
+        valid_until = min(valid_until, expires)
+        items.append(
+            {
+                "metricName": name,
+                "metricLabels": dict(value.labels),
+                "timestamp": rfc3339(value.timestamp),
+                "value": format_quantity(value.value),
+            }
+        )
+    body = orjson.dumps(
+        {
+            "kind": "ExternalMetricValueList",
+            "apiVersion": GROUP_VERSION,
+            "metadata": {},
+            "items": items,
+        }
+    )
+    return body, valid_until, stale
+
+
+def create_app(
+    store: DecisionStore,
+    settings: ApiSettings,
+    auth: Authenticator | None = None,
+    clock: Clock | None = None,
+    registry: CollectorRegistry | None = None,
+) -> FastAPI:
+    """The API app over ``store``. ``auth=None`` serves everyone (only ``--insecure`` does that)."""
+    clock = clock or WallClock()
+    registry = registry or CollectorRegistry()
+    max_age = settings.max_age_seconds
+    latency = Histogram(
+        "autoscaler_api_request_duration_seconds",
+        "Time to answer one API request, by endpoint and status code.",
+        ["endpoint", "code"],
+        registry=registry,
+        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+    )
+    stale_items = Counter(
+        "autoscaler_api_stale_items_total",
+        "Series left out of an answer because their decision was older than max_age_seconds.",
+        registry=registry,
+    )
+    cache = _ListCache()
+    discovery: list[tuple[int, bytes]] = [(-1, b"")]
+
+    app = FastAPI(
+        title="autoscaler external metrics API",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # /openapi/v2 and /openapi/v3 must be 404 (aggregator skips them)
+    )
+    app.state.store = store
+    app.state.registry = registry
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return status_response(
+                404, "NotFound", "the server could not find the requested resource"
+            )
+        if exc.status_code == 405:
+            return status_response(405, "MethodNotAllowed", "only GET is supported")
+        return status_response(exc.status_code, "InternalError", str(exc.detail))
+
+    @app.get("/apis", include_in_schema=False)
+    async def api_group_list() -> Response:
+        # Aggregated discovery (v2) is deliberately not implemented: plain JSON makes the
+        # aggregator fall back to the legacy per-version document (spec section 1.5).
+        return Response(_API_GROUP_LIST_BODY, media_type=JSON)
+
+    @app.get(f"/apis/{GROUP}", include_in_schema=False)
+    async def api_group() -> Response:
+        return Response(_API_GROUP_BODY, media_type=JSON)
+
+    @app.get(f"/apis/{GROUP_VERSION}", include_in_schema=False)
+    async def api_resource_list() -> Response:
+        # The aggregator's availability probe: must always answer 200, fast.
+        version = store.version
+        cached_version, body = discovery[0]
+        if cached_version != version:
+            resources = [
+                {
+                    "name": metric.name,
+                    "singularName": "",
+                    "namespaced": True,
+                    "kind": "ExternalMetricValueList",
+                    "verbs": ["get"],
+                }
+                for metric in store.metric_names()
+            ]
+            body = orjson.dumps(
+                {
+                    "kind": "APIResourceList",
+                    "apiVersion": "v1",
+                    "groupVersion": GROUP_VERSION,
+                    "resources": resources,
+                }
+            )
+            discovery[0] = (version, body)
+        return Response(body, media_type=JSON)
+
+    @app.get(f"/apis/{GROUP_VERSION}/namespaces/{{namespace}}/{{metric}}", include_in_schema=False)
+    async def list_metric(namespace: str, metric: str, request: Request) -> Response:
+        name = metric.lower()
+        raw_selector = request.query_params.get("labelSelector", "")
+        key = (namespace, name, raw_selector)
+        now = clock.now()
+        version = store.version
+        body = cache.get(key, version, now)
+        if body is not None:
+            return Response(body, media_type=JSON)
+        if not store.has_metric(name):
+            return status_response(404, "NotFound", f"the server could not find the metric {name}")
+        try:
+            selector = parse_selector(raw_selector)
+        except InputError as err:
+            return status_response(400, "BadRequest", str(err))
+        values = store.query(namespace, name, selector)
+        body, valid_until, stale = render_list(name, values, now, max_age)
+        if stale:
+            stale_items.inc(stale)
+            log.warning(
+                "%s/%s: %d stale series not served (older than %gs)",
+                namespace,
+                name,
+                stale,
+                max_age,
+            )
+        cache.put(key, version, valid_until, body)
+        return Response(body, media_type=JSON)
+
+    for path in ("/healthz", "/livez", "/readyz"):
+        app.add_api_route(path, _health, methods=["GET"], include_in_schema=False)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/openapi/v2", include_in_schema=False)
+    @app.get("/openapi/v3", include_in_schema=False)
+    async def no_openapi() -> Response:
+        return status_response(404, "NotFound", "OpenAPI is not served by this API server")
+
+    app.add_middleware(_Middleware, auth=auth, latency=latency)
+    return app
+
+
+async def _health() -> Response:
+    return Response(_OK, media_type="text/plain")
+
+
+_ENDPOINTS = {
+    "/apis": "discovery",
+    f"/apis/{GROUP}": "discovery",
+    f"/apis/{GROUP_VERSION}": "discovery",
+    "/metrics": "metrics",
+    "/healthz": "health",
+    "/livez": "health",
+    "/readyz": "health",
+}
+
+
+def _endpoint(path: str) -> str:
+    hit = _ENDPOINTS.get(path)
+    if hit is not None:
+        return hit
+    return "list" if path.startswith(f"/apis/{GROUP_VERSION}/namespaces/") else "other"
+
+
+class _Middleware:
+    """Pure ASGI middleware: authentication/authorisation, then latency by endpoint and code.
+
+    Pure ASGI (not ``BaseHTTPMiddleware``) because it runs on every request and adds
+    well under a tenth of a millisecond this way.
+    """
+
+    def __init__(self, app: ASGIApp, auth: Authenticator | None, latency: Histogram) -> None:
+        self.app = app
+        self.auth = auth
+        self.latency = latency
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        path: str = scope["path"]
+        code = [500]
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                code[0] = message["status"]
+            await send(message)
+
+        try:
+            if self.auth is not None:
+                tls = scope.get("extensions", {}).get("tls", {})
+                try:
+                    await self.auth.check(
+                        scope["method"], path, scope["headers"], tls.get("client_cert_der")
+                    )
+                except AuthError as err:
+                    await _send_status(send_wrapper, err.code, err.reason, err.message)
+                    return
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.latency.labels(_endpoint(path), str(code[0])).observe(time.perf_counter() - start)
+
+
+async def _send_status(send: Send, code: int, reason: str, message: str) -> None:
+    body = status_body(code, reason, message)
+    headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode())]
+    if code == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="kubernetes"'))
+    await send({"type": "http.response.start", "status": code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class TLSHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol plus the peer certificate in ``scope["extensions"]["tls"]``.
+
+    uvicorn does not expose the TLS peer to the app; the front-proxy authentication needs
+    it. asyncio completes the handshake before ``connection_made``, so the certificate
+    is known once per connection.
+    """
+
+    _peer_der: bytes | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        self._peer_der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope["extensions"] = {"tls": {"client_cert_der": self._peer_der}}
+
+
+def uvicorn_config(app: FastAPI, settings: ApiSettings) -> uvicorn.Config:
+    """uvicorn settings: TLS with an optional front-proxy client CA, or plain loopback HTTP."""
+    kwargs: dict[str, Any] = {}
+    if not settings.insecure:
+        kwargs = {
+            "ssl_certfile": str(settings.tls_cert),
+            "ssl_keyfile": str(settings.tls_key),
+        }
+        if settings.requestheader_client_ca is not None:
+            # Request a client certificate but do not require one (bearer tokens are fine
+            # too). A certificate from another CA fails the TLS handshake: Python's ssl
+            # module cannot defer that check to us.
+            kwargs["ssl_ca_certs"] = str(settings.requestheader_client_ca)
+            kwargs["ssl_cert_reqs"] = ssl.CERT_OPTIONAL
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http=TLSHttpToolsProtocol,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
+        **kwargs,
+    )
+
+
+def bind_socket(settings: ApiSettings) -> socket.socket:
+    """Bind the listening socket ourselves, so that port 0 yields a known free port."""
+    host = settings.host
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, settings.port))
+    except OSError as err:
+        sock.close()
+        raise InputError("--bind", f"cannot listen on {settings.bind}: {err.strerror}") from err
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def run_server(app: FastAPI, settings: ApiSettings) -> None:
+    """Serve until interrupted (blocking): ``autoscaler serve``."""
+    server = uvicorn.Server(uvicorn_config(app, settings))
+    sock = bind_socket(settings)
+    log.info(
+        "serving %s on %s://%s",
+        GROUP_VERSION,
+        "http" if settings.insecure else "https",
+        settings.bind,
+    )
+    server.run(sockets=[sock])
+
+
+class ServerThread:
+    """The server in a background thread with a clean stop: ``autoscaler run`` and tests.
+
+    ``start()`` returns once the socket accepts connections; ``port`` is the bound port
+    (useful with ``bind="127.0.0.1:0"``); ``stop()`` shuts down gracefully and joins.
+    """
+
+    def __init__(self, app: FastAPI, settings: ApiSettings, start_timeout: float = 10.0) -> None:
+        self._server = uvicorn.Server(uvicorn_config(app, settings))
+        self._sock = bind_socket(settings)
+        self.port: int = self._sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._run, name="api-server", daemon=True)
+        self._start_timeout = start_timeout
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        try:
+            self._server.run(sockets=[self._sock])
+        except BaseException as err:  # surfaced by start()
+            self._error = err
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + self._start_timeout
+        while not self._server.started:
+            if self._error is not None or not self._thread.is_alive():
+                raise RuntimeError(f"API server failed to start: {self._error}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("API server did not start in time")
+            time.sleep(0.01)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        self._sock.close()
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
