@@ -1,0 +1,214 @@
+"""PrometheusSource against a REAL Prometheus backfilled with bundled traces.
+
+What is checked: one batched request returns every workload; the values are exactly
+what ``rate()`` over the backfilled trace slices must give (computed here from the
+trace, not copied from an answer); ranges past the 11,000-points limit are paged and
+agree with unpaged answers; the start-up backfill; and the pure helpers (grid, pages,
+the bare-counter heuristic, durations, settings validation).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from autoscaler.sources.base import MetricSource, has_data
+from autoscaler.sources.prometheus import PrometheusSource, bare_counters, grid, pages
+from autoscaler.sources.settings import (
+    PROMETHEUS_MAX_POINTS,
+    PrometheusSettings,
+    load_prometheus_settings,
+    parse_duration,
+)
+from models.errors import InputError, PermanentError
+from tests.integration.promfixture import (
+    STANDARD_WORKLOADS,
+    PrometheusServer,
+    expected_increments,
+)
+
+pytestmark = pytest.mark.integration
+
+RATE = "rate(http_requests_total[2m])"
+DAY = 86_400
+
+
+def expected_rate_2m(prometheus: PrometheusServer, ns: str, wl: str) -> pd.Series:
+    """``sum(rate(c[2m]))`` at each aligned minute t, from the trace alone.
+
+    Samples every 60 s on the minute: the window [t-120, t] holds three samples and no
+    extrapolation applies, so rate = (c(t) - c(t-120)) / 120 = (inc(t) + inc(t-60)) / 120,
+    across counter resets too (rate() adds the value before the reset back).
+    """
+    inc = expected_increments(prometheus.backfilled, ns, wl)
+    return ((inc + inc.shift(1)) / 120.0).iloc[1:]
+
+
+@pytest.fixture
+def source(prometheus: PrometheusServer) -> PrometheusSource:
+    return PrometheusSource(PrometheusSettings(url=prometheus.url))
+
+
+def test_is_a_metric_source(source: PrometheusSource) -> None:
+    assert isinstance(source, MetricSource)
+
+
+def test_one_request_returns_every_workload_with_the_trace_values(
+    prometheus: PrometheusServer, source: PrometheusSource, prometheus_end: int
+) -> None:
+    got = source.history_by(RATE, prometheus_end - 2 * DAY, prometheus_end, 60)
+    assert source.requests_sent == 1
+    assert set(STANDARD_WORKLOADS) <= set(got)
+    for (ns, wl), series in got.items():
+        assert isinstance(series.index, pd.DatetimeIndex)
+        assert str(series.index.tz) == "UTC"
+        assert series.index.freq == pd.Timedelta("60s")
+        assert series.index[-1].timestamp() == prometheus_end
+        if (ns, wl) not in STANDARD_WORKLOADS:
+            continue
+        want = expected_rate_2m(prometheus, ns, wl).reindex(series.index)
+        both = want.notna()
+        assert both.sum() > 2 * 1440 - 5
+        np.testing.assert_allclose(series[both].to_numpy(), want[both].to_numpy(), rtol=1e-9)
+
+
+def test_counter_reset_is_absorbed_by_rate(
+    prometheus: PrometheusServer, prometheus_end: int
+) -> None:
+    """shop/batch restarts from 0 half-way: rate() shows no dip; the raw counter does."""
+    src = PrometheusSource(PrometheusSettings(url=prometheus.url, counter_check="off"))
+    start = prometheus_end - 3 * DAY + 600
+    rate = src.history_by(RATE, start, prometheus_end, 60)[("shop", "batch")]
+    raw = src.history_by("http_requests_total", start, prometheus_end, 60)[("shop", "batch")]
+    assert (np.diff(raw.dropna().to_numpy()) < 0).sum() == 1  # the reset is in the data
+    want = expected_rate_2m(prometheus, "shop", "batch").reindex(rate.index)
+    both = want.notna() & rate.notna()
+    np.testing.assert_allclose(rate[both].to_numpy(), want[both].to_numpy(), rtol=1e-9)
+    assert (rate.dropna() >= 0).all()
+
+
+def test_history_of_one_series_equals_the_batched_key(
+    source: PrometheusSource, prometheus_end: int
+) -> None:
+    start = prometheus_end - DAY
+    one = source.history(
+        'sum(rate(http_requests_total{namespace="shop",workload="api"}[2m]))',
+        start,
+        prometheus_end,
+        60,
+    )
+    batched = source.history_by(RATE, start, prometheus_end, 60)[("shop", "api")]
+    pd.testing.assert_series_equal(one, batched, check_names=False)
+
+
+def test_long_ranges_are_paged_under_the_real_11000_points_limit(
+    prometheus: PrometheusServer, prometheus_end: int
+) -> None:
+    start, step = prometheus_end - 3 * DAY, 15  # 17,281 points per series
+    assert len(grid(start, prometheus_end, step)) > PROMETHEUS_MAX_POINTS
+    paged = PrometheusSource(PrometheusSettings(url=prometheus.url))
+    got = paged.history_by(RATE, start, prometheus_end, step)
+    assert paged.requests_sent == 2
+    small = PrometheusSource(PrometheusSettings(url=prometheus.url, max_points=5000))
+    again = small.history_by(RATE, start, prometheus_end, step)
+    assert small.requests_sent == 4
+    assert set(got) == set(again)
+    for key in got:
+        pd.testing.assert_series_equal(got[key], again[key])
+        assert len(got[key]) == len(grid(start, prometheus_end, step))
+    # Without paging the real server refuses, and the error says what to change.
+    unpaged = PrometheusSource(PrometheusSettings(url=prometheus.url, max_points=20_000))
+    with pytest.raises(PermanentError, match="max_points"):
+        unpaged.history_by(RATE, start, prometheus_end, step)
+
+
+def test_backfill_loads_the_window_in_pages(
+    prometheus: PrometheusServer, prometheus_end: int
+) -> None:
+    settings = PrometheusSettings(url=prometheus.url, max_points=1000, backfill_seconds=2 * DAY)
+    src = PrometheusSource(settings)
+    got = src.backfill(RATE, prometheus_end)
+    n = len(grid(prometheus_end - 2 * DAY, prometheus_end, 60))
+    assert src.requests_sent == -(-n // 1000)
+    assert set(STANDARD_WORKLOADS) <= set(got)
+    one = PrometheusSource(PrometheusSettings(url=prometheus.url))
+    ref = one.history_by(RATE, prometheus_end - 2 * DAY, prometheus_end, 60)
+    for key in STANDARD_WORKLOADS:
+        assert len(got[key]) == n
+        pd.testing.assert_series_equal(got[key], ref[key])
+        assert has_data(got[key])
+
+
+def test_other_grouping_labels(source: PrometheusSource, prometheus_end: int) -> None:
+    by_ns = source.history_by(RATE, prometheus_end - 3600, prometheus_end, 60, by=("namespace",))
+    assert {("shop",), ("blog",)} <= set(by_ns)
+    total = source.history_by(RATE, prometheus_end - 3600, prometheus_end, 60, by=())
+    assert list(total) == [()]
+    with pytest.raises(InputError, match="label name"):
+        source.history_by(RATE, prometheus_end - 3600, prometheus_end, 60, by=("a-b",))
+
+
+# ------------------------------------------------------------------ pure helpers
+
+
+def test_grid_is_aligned_to_the_step_and_pages_cover_it_exactly() -> None:
+    g = grid(1_000_007, 1_003_000, 60)
+    assert g[0] % 60 == 0 and g[0] >= 1_000_007 and g[-1] <= 1_003_000
+    assert (np.diff(g) == 60).all()
+    spans = list(pages(g, 7))
+    assert spans[0][0] == g[0] and spans[-1][1] == g[-1]
+    covered = [t for a, b in spans for t in range(a, b + 60, 60)]
+    assert covered == g.tolist()
+    assert all((b - a) // 60 + 1 <= 7 for a, b in spans)
+
+
+@pytest.mark.parametrize(
+    ("query", "bare"),
+    [
+        pytest.param("http_requests_total", ["http_requests_total"], id="bare-total"),
+        pytest.param("rate(http_requests_total[5m])", [], id="rate"),
+        pytest.param(
+            'sum by (namespace) (increase(x_total{job="a_total"}[1h]))', [], id="increase"
+        ),
+        pytest.param(
+            "histogram_quantile(0.9, sum by (le) (rate(h_bucket[5m])))", [], id="histogram"
+        ),
+        pytest.param("rate(a_total[5m]) / b_count", ["b_count"], id="one-side-bare"),
+        pytest.param("sum(queue_depth)", [], id="gauge"),
+        pytest.param("max_over_time(x_sum[5m])", ["x_sum"], id="over-time-is-not-rate"),
+    ],
+)
+def test_bare_counter_heuristic(query: str, bare: list[str]) -> None:
+    assert bare_counters(query) == bare
+
+
+def test_bare_counter_is_refused_with_a_fix(source: PrometheusSource) -> None:
+    with pytest.raises(InputError, match=r"rate\(http_requests_total\[5m\]\)"):
+        source.history("sum(http_requests_total)", 0, 600, 60)
+    assert source.requests_sent == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("2m", 120), ("1h30m", 5400), ("14d", 14 * DAY), ("1.5", 1.5), ("500ms", 0.5)],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text, "--horizon") == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "-1", "2 m", "m", "1x", "0s", "inf"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(InputError, match="--step"):
+        parse_duration(text, "--step")
+
+
+def test_settings_errors_name_the_field() -> None:
+    with pytest.raises(InputError, match=r"prometheus\.timeout_seconds"):
+        load_prometheus_settings({"timeout_seconds": -1})
+    with pytest.raises(InputError, match=r"prometheus\.url"):
+        load_prometheus_settings({"url": "prometheus:9090"})
+    with pytest.raises(InputError, match=r"prometheus\.tls\.bogus"):
+        load_prometheus_settings({"tls": {"bogus": True}})
+    ok = load_prometheus_settings({"url": "https://mimir.example/prometheus/"})
+    assert ok.url == "https://mimir.example/prometheus"
