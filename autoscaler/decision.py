@@ -193,16 +193,17 @@ def decide(
 def served_value(replicas: int, current_replicas: int, tolerance: float = HPA_TOLERANCE) -> float:
     """The external-metric value (``AverageValue`` target 1) whose HPA outcome is ``replicas``.
 
-    The HPA computes ``ceil(value)`` replicas, but only when ``|value/current - 1|``
-    exceeds its tolerance. A change inside the tolerance cannot be expressed: going up
-    we serve the smallest value that escapes it (so we never end up short), going down
-    we hold the current count.
+    The HPA proposes ``ceil(value)`` replicas, but only when ``value / current`` lies
+    outside its inclusive tolerance band ``[1 - tol, 1 + tol]`` (upstream
+    ``Tolerances.isWithin``). A change inside the band cannot be expressed: going up we
+    serve the smallest value (in milli-units, as the HPA computes) that escapes it, so
+    we never end up short; going down we hold the current count.
     """
     if current_replicas <= 0 or replicas == current_replicas:
         return float(max(replicas, 0))
     ratio = replicas / current_replicas
-    if abs(ratio - 1.0) > tolerance:
+    if not (1.0 - tolerance <= ratio <= 1.0 + tolerance):
         return float(replicas)
     if replicas > current_replicas:
-        return float(math.floor(current_replicas * (1.0 + tolerance)) + 1)
+        return (math.floor(current_replicas * 1000 * (1.0 + tolerance)) + 1) / 1000
     return float(current_replicas)
