@@ -13,6 +13,7 @@ into the external-metric value whose HPA outcome is exactly that count.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -42,8 +43,16 @@ class ScalingSpec:
     max_replicas: int = 100
     #: seconds between a decision and new capacity being ready: pod start-up + one sync.
     lead_seconds: float = 105.0
-    #: quantile of the peak load over the lead window that capacity must cover.
+    #: the forecast quantile of the peak load over the lead window that sets the safety
+    #: margin: capacity covers ``q0.5 + k * (q_risk - q0.5)``, with ``k`` adapted online.
     risk_quantile: float = 0.9
+    #: the share of time we accept to be under-provisioned (demand above the capacity
+    #: that is ready). ``k`` is adapted online (adaptive conformal inference) so that the
+    #: workload's realised share matches it, whatever the HPA's tolerance and
+    #: stabilisation do to what we serve.
+    risk_target: float = 0.005
+    #: step of that adaptation, in units of ``k`` per under-provisioned tick.
+    adapt_rate: float = 0.1
     #: forecaster registry name.
     model: str = "auto"
     #: refit the forecaster this often (seconds of simulated or real time).
@@ -65,6 +74,10 @@ class WorkloadState:
     last: Decision | None = None
     #: forecasts by horizon for the current data; cleared when new samples arrive.
     cache: dict[int, Forecast] = field(default_factory=dict)
+    #: the adaptive safety factor ``k`` (see ``ScalingSpec.risk_quantile``).
+    margin: float = 1.0
+    #: recent (time, current replicas) pairs: what may be ready now.
+    replica_log: deque[tuple[float, int]] = field(default_factory=deque)
 
 
 @dataclass(frozen=True)
@@ -112,6 +125,39 @@ def replicas_for(load: float, spec: ScalingSpec) -> int:
     return math.ceil(load / per_replica - 1e-9)
 
 
+def _ready_floor(state: WorkloadState, now: float, current: int, lead: float) -> int:
+    """A lower bound on the replicas Ready now: the fewest asked for over the lead time.
+
+    A pod asked for less than a start-up ago may not be Ready yet, and a pod removed is
+    gone at once, so the minimum of the recent counts is what can be relied on.
+    """
+    log = state.replica_log
+    log.append((now, current))
+    while log and log[0][0] <= now - lead:
+        log.popleft()
+    return min(n for _, n in log)
+
+
+def _adapt_margin(
+    state: WorkloadState, spec: ScalingSpec, now: float, y_now: float, current: int
+) -> None:
+    """Adaptive conformal inference on the under-provisioning we actually caused.
+
+    If the load now exceeds what the Ready replicas serve at the target utilisation,
+    that is a miss. ``k`` rises by ``adapt_rate * (1 - risk_target)`` on a miss and falls
+    by ``adapt_rate * risk_target`` otherwise, so the long-run miss share is the target.
+    """
+    ready = _ready_floor(state, now, current, spec.lead_seconds)
+    miss = 1.0 if y_now > ready * spec.capacity_per_replica * spec.target_utilization else 0.0
+    state.margin = min(
+        MAX_MARGIN, max(0.0, state.margin + spec.adapt_rate * (miss - spec.risk_target))
+    )
+
+
+#: the adaptive safety factor stays in [0, MAX_MARGIN] (a bound on a runaway loop).
+MAX_MARGIN = 6.0
+
+
 def decide(
     now: float,
     spec: ScalingSpec,
@@ -122,11 +168,14 @@ def decide(
     """Decide the replica count for one workload at time ``now``.
 
     ``new_samples`` are the load samples (rate per second) observed since the last call,
-    each stamped with the time it became known, i.e. the END of the interval it averages
-    (Prometheus' evaluation time; for a trace row, its start plus one step). Samples
-    stamped later than ``now`` are ignored. The forecast covers everything not yet
-    observed up to ``now + lead_seconds``: from the last sample's stamp onwards. The
-    returned decision is before the cost guard; ``state`` is updated in place.
+    each stamped with the time it became known. A sample is taken as the current rate
+    from its stamp until the next sample is due one step later (what the HPA assumes of
+    its own metrics). Samples stamped later than ``now`` are ignored: nothing from the
+    future leaks in. The load to cover over ``[now, now + lead]`` is the larger of the
+    current rate (a reactive floor) and the forecast of the peak over the part of that
+    window not yet observed, at ``q0.5 + k * (q_risk - q0.5)``, where ``k`` is adapted
+    online from the workload's own under-provisioning. The returned decision is before
+    the cost guard; ``state`` is updated in place.
     """
     state.history = _append(state.history, new_samples, now)
     y = state.history
@@ -154,22 +203,30 @@ def decide(
         state.forecaster.update(y.iloc[state.fitted_len :])
         state.cache.clear()
     state.fitted_len = len(y)
+    valid = y.dropna()
+    y_now = float(valid.iloc[-1])
+    _adapt_margin(state, spec, now, y_now, current_replicas)
     last_stamp = float(y.index[-1].timestamp())
-    horizon = max(1, math.ceil((now + spec.lead_seconds - last_stamp) / step - 1e-9))
-    forecast = state.cache.get(horizon)
-    if forecast is None:
-        forecast = state.forecaster.predict(horizon, [spec.risk_quantile])
-        state.cache[horizon] = forecast
-    load = forecast.quantile(spec.risk_quantile)
+    # The last sample covers [stamp, stamp + step); what follows is unobserved.
+    horizon = math.ceil((now + spec.lead_seconds - last_stamp - step) / step - 1e-9)
+    forecast: Forecast | None = None
+    load = y_now
+    if horizon >= 1:
+        forecast = state.cache.get(horizon)
+        if forecast is None:
+            levels = sorted({0.5, spec.risk_quantile})
+            forecast = state.forecaster.predict(horizon, levels)
+            state.cache[horizon] = forecast
+        median = forecast.quantile(0.5)
+        upper = forecast.quantile(spec.risk_quantile)
+        load = max(y_now, median + state.margin * max(0.0, upper - median))
     desired = replicas_for(load, spec)
-    replicas, constraint, reason = (
-        desired,
-        "none",
-        (
-            f"q{spec.risk_quantile:g} of peak load over {spec.lead_seconds:g}s is {load:.4g}/s; "
-            f"{spec.capacity_per_replica:g}/s per replica at {spec.target_utilization:.0%}"
-        ),
+    reason = (
+        f"covering {load:.4g}/s (current {y_now:.4g}/s; forecast peak over the next "
+        f"{spec.lead_seconds:g}s at q0.5 + {state.margin:.2f} x (q{spec.risk_quantile:g} - q0.5)) "
+        f"with {spec.capacity_per_replica:g}/s per replica at {spec.target_utilization:.0%}"
     )
+    replicas, constraint = desired, "none"
     if desired < spec.min_replicas:
         replicas, constraint = spec.min_replicas, "min"
         reason += f"; raised to minReplicas {spec.min_replicas}"
