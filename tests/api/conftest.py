@@ -62,6 +62,7 @@ class Kubectl:
             capture_output=True,
             text=True,
             timeout=30,
+            stdin=subprocess.DEVNULL,
             env={"KUBECONFIG": "/dev/null", "PATH": "/usr/bin:/bin", "HOME": "/tmp"},
         )
 

@@ -1,0 +1,182 @@
+"""The KEDA external scaler over gRPC, driven by a client built from externalscaler.proto.
+
+KEDA calls GetMetricSpec once per ScaledObject, then IsActive/GetMetrics every polling
+interval (or StreamIsActive for push). Absent and stale data must be errors (so KEDA
+applies the ScaledObject's fallback), never a zero that would scale the workload away.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from autoscaler.api.keda.generated import externalscaler_pb2 as pb
+from autoscaler.api.keda.generated import externalscaler_pb2_grpc as pb_grpc
+from autoscaler.api.keda.scaler import KedaServer, start_keda_server
+from autoscaler.api.settings import ApiSettings
+from autoscaler.certs import issue, make_ca
+from autoscaler.store import DecisionStore, MetricValue
+from tests.api.conftest import ManualClock
+
+pytestmark = pytest.mark.integration
+
+NAME = "autoscaler_desired_replicas"
+
+
+@pytest.fixture
+def env() -> Iterator[tuple[DecisionStore, ManualClock, pb_grpc.ExternalScalerStub]]:
+    clock = ManualClock(1_800_000_000.0)
+    store = DecisionStore()
+    store.publish(
+        [
+            MetricValue(
+                "prod", NAME, {"workload": "web", "predictiveautoscaler": "web-pa"}, 12.5, clock.t
+            ),
+            MetricValue(
+                "prod", NAME, {"workload": "idle", "predictiveautoscaler": "idle-pa"}, 0.0, clock.t
+            ),
+        ]
+    )
+    settings = ApiSettings(
+        bind="127.0.0.1:0", insecure=True, keda_bind="127.0.0.1:0", max_age_seconds=120
+    )
+    server = start_keda_server(store, settings, clock)
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    yield store, clock, pb_grpc.ExternalScalerStub(channel)
+    channel.close()
+    server.stop(0.5)
+
+
+def ref(**meta: str) -> pb.ScaledObjectRef:
+    return pb.ScaledObjectRef(name="so", namespace="prod", scalerMetadata=meta)
+
+
+def test_metric_spec_targets_one_per_replica(
+    env: tuple[DecisionStore, ManualClock, pb_grpc.ExternalScalerStub],
+) -> None:
+    _, _, stub = env
+    spec = stub.GetMetricSpec(ref(workload="web"), timeout=5)
+    assert [(m.metricName, m.targetSize, m.targetSizeFloat) for m in spec.metricSpecs] == [
+        (NAME, 1, 1.0)
+    ]
+
+
+def test_get_metrics_value(
+    env: tuple[DecisionStore, ManualClock, pb_grpc.ExternalScalerStub],
+) -> None:
+    _, _, stub = env
+    resp = stub.GetMetrics(
+        pb.GetMetricsRequest(scaledObjectRef=ref(workload="web"), metricName="s0-" + NAME),
+        timeout=5,
+    )
+    (value,) = resp.metricValues
+    assert (value.metricName, value.metricValueFloat, value.metricValue) == ("s0-" + NAME, 12.5, 13)
+    by_selector = stub.GetMetrics(
+        pb.GetMetricsRequest(scaledObjectRef=ref(labelSelector="predictiveautoscaler in (web-pa)")),
+        timeout=5,
+    )
+    assert by_selector.metricValues[0].metricValueFloat == 12.5
+
+
+def test_is_active(env: tuple[DecisionStore, ManualClock, pb_grpc.ExternalScalerStub]) -> None:
+    _, _, stub = env
+    assert stub.IsActive(ref(workload="web"), timeout=5).result is True
+    assert stub.IsActive(ref(workload="idle"), timeout=5).result is False
+
+
+@pytest.mark.parametrize(
+    ("meta", "code"),
+    [
+        ({"workload": "nope"}, grpc.StatusCode.NOT_FOUND),
+        ({}, grpc.StatusCode.INVALID_ARGUMENT),
+        ({"labelSelector": "workload in (web"}, grpc.StatusCode.INVALID_ARGUMENT),
+    ],
+    ids=["unknown-workload", "no-metadata", "bad-selector"],
+)
+def test_errors_not_zero(
+    env: tuple[DecisionStore, ManualClock, pb_grpc.ExternalScalerStub],
+    meta: dict[str, str],
+    code: grpc.StatusCode,
+) -> None:
+    _, _, stub = env
+    for call in (
+        lambda: stub.IsActive(ref(**meta), timeout=5),
+        lambda: stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=ref(**meta)), timeout=5),
+    ):
+        with pytest.raises(grpc.RpcError) as err:
+            call()
+        assert err.value.code() == code
+
+
+def test_stale_is_unavailable(
+    env: tuple[DecisionStore, ManualClock, pb_grpc.ExternalScalerStub],
+) -> None:
+    _, clock, stub = env
+    clock.t += 121.0
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=ref(workload="web")), timeout=5)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_stream_is_active_pushes_changes(
+    env: tuple[DecisionStore, ManualClock, pb_grpc.ExternalScalerStub],
+) -> None:
+    store, clock, stub = env
+    stream = stub.StreamIsActive(ref(workload="web"), timeout=20)
+    got: list[bool] = []
+    done = threading.Event()
+
+    def consume() -> None:
+        try:
+            for msg in stream:
+                got.append(msg.result)
+                if len(got) == 2:
+                    break
+        finally:
+            done.set()
+
+    t = threading.Thread(target=consume)
+    t.start()
+    for _ in range(50):  # wait (bounded) for the first push
+        if got:
+            break
+        done.wait(0.1)
+    assert got == [True]
+    store.publish(
+        [
+            MetricValue(
+                "prod", NAME, {"workload": "web", "predictiveautoscaler": "web-pa"}, 0.0, clock.t
+            )
+        ]
+    )
+    assert done.wait(10), "no second message within 10 s"
+    stream.cancel()
+    t.join(5)
+    assert got == [True, False]
+
+
+def test_tls(tmp_path_factory: pytest.TempPathFactory) -> None:
+    d = tmp_path_factory.mktemp("keda-tls")
+    ca = make_ca("keda test CA")
+    issue(ca, "autoscaler-api", sans=["localhost"]).write(d / "tls.crt", d / "tls.key")
+    clock = ManualClock(1_800_000_000.0)
+    store = DecisionStore()
+    store.publish([MetricValue("prod", NAME, {"workload": "web"}, 3.0, clock.t)])
+    settings = ApiSettings(
+        bind="127.0.0.1:0", tls_cert=d / "tls.crt", tls_key=d / "tls.key", keda_bind="127.0.0.1:0"
+    )
+    server: KedaServer = start_keda_server(store, settings, clock)
+    creds = grpc.ssl_channel_credentials(root_certificates=ca.cert_pem())
+    channel = grpc.secure_channel(
+        f"127.0.0.1:{server.port}", creds, options=[("grpc.ssl_target_name_override", "localhost")]
+    )
+    try:
+        stub = pb_grpc.ExternalScalerStub(channel)
+        resp = stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=ref(workload="web")), timeout=5)
+        assert resp.metricValues[0].metricValueFloat == 3.0
+    finally:
+        channel.close()
+        server.stop(0.5)
