@@ -437,7 +437,7 @@ class PrometheusSource:
                 start_time=datetime.fromtimestamp(first, UTC),
                 end_time=datetime.fromtimestamp(last, UTC),
                 step=str(step),
-                params={"timeout": f"{s.timeout_seconds:g}s"},
+                params={"timeout": f"{max(int(s.timeout_seconds * 1000), 1)}ms"},
             )
         except requests.exceptions.Timeout as err:
             raise RetryableError(
@@ -453,12 +453,14 @@ class PrometheusSource:
                     f"{where}: no answer within {s.timeout_seconds:g} s (timeout)"
                 ) from err
             raise RetryableError(f"{where}: cannot connect ({_reason(err)})") from err
+        except requests.exceptions.JSONDecodeError as err:  # a 200 whose body is not JSON
+            raise self._not_json(where) from err
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as err:
+            raise PermanentError(f"{where}: bad URL ({err})") from err
         except requests.exceptions.RequestException as err:
             raise RetryableError(f"{where}: request failed ({err})") from err
         except PrometheusApiClientException as err:
             raise self._http_error(where, err) from err
-        except ValueError as err:  # the body was not JSON (requests' JSONDecodeError)
-            raise self._not_json(where) from err
         except (KeyError, TypeError) as err:
             body = self._last_body()
             raise PermanentError(
@@ -476,25 +478,20 @@ class PrometheusSource:
         return bytes(response.content) if response is not None else b""
 
     def _not_json(self, where: str) -> AutoscalerErrorType:
+        """NOT_JSON: name what came back (an HTML page's title, or the first bytes)."""
         response = getattr(self._local, "response", None)
         status = int(response.status_code) if response is not None else 0
         body = self._last_body()
         ctype = response.headers.get("Content-Type", "") if response is not None else ""
-        is_html = "html" in ctype.lower() or body.lstrip()[:15].lower().startswith(
-            (b"<!doctype", b"<html")
+        text = (
+            f"{where}: HTTP {status} with {_describe_body(body, ctype)} instead of the API's JSON"
         )
-        what = "an HTML page" if is_html else "a body that is not JSON"
-        title = _title(body.decode("utf-8", errors="replace")) if is_html else ""
-        detail = f"title {title!r}" if title else _snippet(body, 120)
-        text = f"{where}: HTTP {status} with {what} instead of the API's JSON ({detail})"
-        if status >= 500 or status == 429:
+        if status >= 500 or status in (408, 429):
             return RetryableError(text + "; a proxy or the server is in trouble, retried")
-        return PermanentError(
-            text + "; check that the URL is the PromQL API (Mimir: .../prometheus, "
-            "VictoriaMetrics cluster: .../select/0/prometheus)"
-        )
+        return PermanentError(text + _hint(status))
 
-    def _http_error(self, where: str, err: PrometheusApiClientException) -> Exception:
+    def _http_error(self, where: str, err: PrometheusApiClientException) -> AutoscalerErrorType:
+        """QUERY_ERROR / SERVER_ERROR: classify a non-200 answer by its status."""
         response = getattr(self._local, "response", None)
         status = int(response.status_code) if response is not None else _status_of(err)
         body = self._last_body() if response is not None else _body_of(err)
@@ -502,20 +499,39 @@ class PrometheusSource:
             decoded = json.loads(body)
         except ValueError:
             decoded = None
-        if not isinstance(decoded, dict):
-            return self._not_json(where)
-        kind = str(decoded.get("errorType", "error"))
-        message = str(decoded.get("error", _snippet(body)))
-        text = f"{where}: HTTP {status} {kind}: {message}"
+        if isinstance(decoded, dict) and "error" in decoded:
+            detail = f"{decoded.get('errorType', 'error')}: {decoded['error']}"
+        else:
+            ctype = response.headers.get("Content-Type", "") if response is not None else ""
+            detail = f"with {_describe_body(body, ctype)}"
+        text = f"{where}: HTTP {status} {detail}"
         if status in (408, 429) or status >= 500:
             return RetryableError(text)
-        if status in (401, 403):
-            return PermanentError(text + " (check the bearer token / basic auth / headers)")
-        if status == 404:
-            return PermanentError(text + " (check the URL and its path prefix)")
-        if "maximum resolution" in message:
+        if "maximum resolution" in text:
             return PermanentError(text + " (lower prometheus.max_points to the server's limit)")
-        return PermanentError(text + " (fix the PromQL; try it in the Prometheus UI)")
+        return PermanentError(text + _hint(status))
+
+
+def _describe_body(body: bytes, ctype: str) -> str:
+    is_html = "html" in ctype.lower() or body.lstrip()[:15].lower().startswith(
+        (b"<!doctype", b"<html")
+    )
+    if is_html:
+        title = _title(body.decode("utf-8", errors="replace"))
+        return f"an HTML page (title {title!r})" if title else "an HTML page"
+    return f"a body that is not JSON ({_snippet(body, 120)!r})"
+
+
+def _hint(status: int) -> str:
+    """What to fix for a permanent failure, by HTTP status."""
+    if status in (401, 403):
+        return " (check the bearer token, basic auth and headers, e.g. X-Scope-OrgID)"
+    if status in (400, 422):
+        return " (fix the PromQL; try it in the Prometheus UI)"
+    return (
+        "; check that the URL is the PromQL API (Mimir: .../prometheus, "
+        "VictoriaMetrics cluster: .../select/0/prometheus)"
+    )
 
 
 @dataclass

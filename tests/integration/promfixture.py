@@ -34,12 +34,14 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal
 
@@ -500,3 +502,110 @@ def expected_increments(
         raise KeyError((namespace, workload))
     total: pd.Series = sum(parts[1:], parts[0])
     return total
+
+
+# --------------------------------------------------------------------------- fault injection
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Serves through the owning ``LoopbackServer``'s ``respond``."""
+
+    server: LoopbackServer
+
+    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        self.server.respond(self)
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.server.respond(self)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass  # keep test output clean
+
+
+class LoopbackServer(ThreadingHTTPServer):
+    """An HTTP server on 127.0.0.1 that stands in front of (or instead of) Prometheus.
+
+    Modes, switchable while running (set the attributes):
+
+    * ``upstream`` set: a proxy that forwards every request after ``delay_s`` seconds
+      (a slow Prometheus) and, when ``required_headers`` is set, answers 401 unless
+      the request carries them (an auth gateway, for bearer token / tenant headers);
+    * ``upstream`` None: answers ``status`` with ``body`` and ``content_type`` (a proxy
+      error page, garbage, a broken API).
+
+    Delays are bounded (``MAX_DELAY_S``) and the server stops with the test.
+    """
+
+    MAX_DELAY_S = 30.0
+    daemon_threads = True
+
+    def __init__(
+        self,
+        *,
+        upstream: str | None = None,
+        delay_s: float = 0.0,
+        required_headers: Mapping[str, str] | None = None,
+        status: int = 200,
+        body: bytes = b"",
+        content_type: str = "application/json",
+    ) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.upstream = upstream
+        self.delay_s = delay_s
+        self.required_headers = dict(required_headers or {})
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.requests: list[str] = []
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> LoopbackServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def respond(self, h: _Handler) -> None:
+        self.requests.append(h.path)
+        length = int(h.headers.get("Content-Length") or 0)
+        data = h.rfile.read(length) if length else None
+        if self.upstream is None:
+            self._send(h, self.status, self.body, self.content_type)
+            return
+        for name, value in self.required_headers.items():
+            if h.headers.get(name) != value:
+                self._send(h, 401, b"Unauthorized\n", "text/plain")
+                return
+        time.sleep(min(self.delay_s, self.MAX_DELAY_S))
+        req = urllib.request.Request(self.upstream + h.path, data=data, method=h.command)
+        if h.headers.get("Content-Type"):
+            req.add_header("Content-Type", h.headers["Content-Type"])
+        try:
+            with urllib.request.urlopen(req, timeout=self.MAX_DELAY_S) as resp:
+                status, body, ctype = resp.status, resp.read(), resp.headers["Content-Type"]
+        except urllib.error.HTTPError as err:
+            status, body, ctype = err.code, err.read(), err.headers["Content-Type"]
+        except (urllib.error.URLError, OSError):
+            status, body, ctype = 502, b"<html><title>502 Bad Gateway</title></html>", "text/html"
+        try:
+            self._send(h, status, body, ctype or "application/octet-stream")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout test): nothing to do
+
+    @staticmethod
+    def _send(h: _Handler, status: int, body: bytes, ctype: str) -> None:
+        h.send_response(status)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)

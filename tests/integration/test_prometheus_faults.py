@@ -1,0 +1,155 @@
+"""Faults between the source and a REAL Prometheus: crash, slowness, garbage, auth.
+
+Each case ends in one of our error classes with a message that says what happened
+(``RetryableError``: the controller holds its last decision and tries next tick;
+``PermanentError``: retrying will not help, the message says what to fix), and the
+source recovers by itself when the fault goes away. The slow and garbage servers are
+real loopback HTTP servers (``LoopbackServer``) in front of, or instead of, Prometheus.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from autoscaler.sources.prometheus import PrometheusSource
+from autoscaler.sources.settings import PrometheusSettings
+from models.errors import PermanentError, RetryableError
+from tests.integration.promfixture import (
+    LoopbackServer,
+    PrometheusServer,
+    aligned_now,
+    require_prometheus,
+    trace_counter,
+)
+
+pytestmark = pytest.mark.integration
+
+RATE = "rate(http_requests_total[10m])"  # the ELB trace has 5-minute samples
+
+
+@pytest.fixture(scope="module")
+def end() -> int:
+    return aligned_now(60) - 60
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory, end: int) -> Iterator[PrometheusServer]:
+    """This module's own server: the crash test kills it."""
+    require_prometheus()
+    backfill = [
+        trace_counter(
+            "nab_elb_request_count_5min",
+            {"namespace": "shop", "workload": "web"},
+            points=288,
+            end=end,
+        )
+    ]
+    server = PrometheusServer.start(tmp_path_factory.mktemp("prom-faults"), backfill=backfill)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def source(url: str, **kw: object) -> PrometheusSource:
+    return PrometheusSource(PrometheusSettings.model_validate({"url": url, **kw}))
+
+
+def test_killed_mid_run_then_restarted(prometheus: PrometheusServer, end: int) -> None:
+    src = source(prometheus.url, timeout_seconds=2)
+    before = src.history_by(RATE, end - 86_400, end, 300)
+    assert ("shop", "web") in before
+    prometheus.kill()
+    t0 = time.monotonic()
+    with pytest.raises(RetryableError, match="cannot connect"):
+        src.history_by(RATE, end - 86_400, end, 300)
+    assert time.monotonic() - t0 < 2.0  # refused at once, no hidden retry loop
+    prometheus.restart()
+    after = src.history_by(RATE, end - 86_400, end, 300)  # the same client recovers
+    pd.testing.assert_series_equal(after[("shop", "web")], before[("shop", "web")])
+
+
+def test_slow_prometheus_times_out_then_recovers(prometheus: PrometheusServer, end: int) -> None:
+    with LoopbackServer(upstream=prometheus.url, delay_s=3.0) as slow:
+        src = source(slow.url, timeout_seconds=0.5)
+        t0 = time.monotonic()
+        with pytest.raises(RetryableError, match=r"no answer within 0.5 s"):
+            src.history_by(RATE, end - 3600, end, 300)
+        assert time.monotonic() - t0 < 2.5
+        slow.delay_s = 0.05
+        got = src.history_by(RATE, end - 3600, end, 300)
+    direct = source(prometheus.url).history_by(RATE, end - 3600, end, 300)
+    pd.testing.assert_series_equal(got[("shop", "web")], direct[("shop", "web")])
+
+
+HTML_LOGIN = b"<!DOCTYPE html><html><head><title>Sign in - SSO</title></head><body>..."
+HTML_502 = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>nginx</body></html>"
+
+
+@pytest.mark.parametrize(
+    ("status", "ctype", "body", "error", "match"),
+    [
+        pytest.param(
+            200, "text/html", HTML_LOGIN, PermanentError, r"HTML page.*'Sign in - SSO'", id="login"
+        ),
+        pytest.param(
+            502, "text/html", HTML_502, RetryableError, r"502 with an HTML page.*Bad Gateway",
+            id="proxy-502",
+        ),
+        pytest.param(
+            200, "application/json", b'{"status": "succ', PermanentError, "not JSON", id="cut-json"
+        ),
+        pytest.param(
+            200, "application/json", b'{"status": "success"}', PermanentError,
+            "not the Prometheus API", id="no-data",
+        ),
+        pytest.param(
+            200, "application/json",
+            b'{"status":"success","data":{"resultType":"scalar","result":[1,"2"]}}',
+            PermanentError, "expected a matrix", id="scalar",
+        ),
+        pytest.param(
+            503, "application/json",
+            json.dumps({"status": "error", "errorType": "unavailable", "error": "busy"}).encode(),
+            RetryableError, "503 unavailable: busy", id="json-503",
+        ),
+        pytest.param(
+            404, "text/plain", b"404 page not found\n", PermanentError, "PromQL API", id="404"
+        ),
+        pytest.param(
+            422, "application/json",
+            json.dumps({"status": "error", "errorType": "execution", "error": "too many"}).encode(),
+            PermanentError, "422 execution: too many", id="422",
+        ),
+    ],
+)  # fmt: skip
+def test_garbage_answers_give_clear_errors(
+    end: int, status: int, ctype: str, body: bytes, error: type[Exception], match: str
+) -> None:
+    with LoopbackServer(status=status, body=body, content_type=ctype) as garbage:
+        src = source(garbage.url)
+        with pytest.raises(error, match=match):
+            src.history_by(RATE, end - 3600, end, 300)
+        assert len(garbage.requests) == 1  # no retry storm against a broken server
+
+
+def test_auth_gateway_bearer_token_and_tenant_header(
+    prometheus: PrometheusServer, end: int, tmp_path: Path
+) -> None:
+    need = {"Authorization": "Bearer s3cret", "X-Scope-OrgID": "team-a"}
+    with LoopbackServer(upstream=prometheus.url, required_headers=need) as gateway:
+        with pytest.raises(PermanentError, match=r"401.*bearer token"):
+            source(gateway.url).history_by(RATE, end - 3600, end, 300)
+        token = tmp_path / "token"
+        token.write_text("s3cret\n")
+        headers = {"X-Scope-OrgID": "team-a"}
+        by_file = source(gateway.url, bearer_token_file=str(token), headers=headers)
+        assert ("shop", "web") in by_file.history_by(RATE, end - 3600, end, 300)
+        inline = source(gateway.url, bearer_token="s3cret", headers=headers)
+        assert ("shop", "web") in inline.history_by(RATE, end - 3600, end, 300)
