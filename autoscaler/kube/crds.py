@@ -83,9 +83,9 @@ class PredictiveAutoscalerSpec(KubeModel):
     query: str = Field(
         min_length=1,
         description=(
-            "PromQL for the load, as a rate per second, grouped"
-            " `sum by (namespace, workload) (...)`. Autoscalers with the same query are"
-            " fetched in one batched query_range per tick; use rate() over counters."
+            "PromQL for the load as a rate per second, with namespace and workload labels"
+            " (e.g. rate(http_requests_total[2m])); the controller sums it by (namespace,"
+            " workload) and fetches autoscalers with the same query in one query_range."
         ),
     )
     capacity_per_replica: float = Field(
@@ -205,6 +205,7 @@ class ObjectMeta(KubeModel):
     uid: str = ""
     generation: int = 0
     resource_version: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
 
 
 class PredictiveAutoscaler(KubeModel):
