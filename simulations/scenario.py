@@ -1,0 +1,312 @@
+"""Scenarios: which workload, which trace, which policies, which budget, which period.
+
+A scenario is a YAML file in ``simulations/scenarios/`` (or anywhere), validated by the
+pydantic model ``Scenario``; the CLI can also build one from flags, and flags override a
+file's fields. ``simulate(scenario)`` loads the trace, cuts the period, scales it, runs
+every policy and returns the timelines; ``simulations.report`` scores them.
+
+Trace paths are resolved relative to the scenario file, then the working directory,
+then the bundled traces folder (so ``trace: nasa_http_jul1995_1min.csv`` works).
+
+Callers: ``autoscaler.cli.simulate``, ``simulations.sweep``, benchmarks, tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from models.errors import InputError
+from models.traces import Trace, bundled_traces_dir, load_trace
+from policies.budget import BudgetRequest
+from simulations.engine import SYNC_SECONDS, Demand, Timeline, demand_from_rate
+from simulations.policies import (
+    POLICIES,
+    Policy,
+    Predictive,
+    PredictiveSettings,
+    RunContext,
+    make_policy,
+)
+from simulations.workloads import Workload, load_workload, workload_from_dict
+
+SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
+
+#: hpa-cpu targets swept for the cost-versus-tau_U frontier (percent).
+DEFAULT_FRONTIER_TARGETS: tuple[int, ...] = (40, 50, 60, 70, 80, 90)
+
+
+class Period(BaseModel):
+    """The part of the trace to replay: from ``start`` for ``days`` (or up to ``end``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: datetime | None = None
+    end: datetime | None = None
+    days: Annotated[float, Field(gt=0.0)] | None = None
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError("needs a timezone (append Z for UTC)")
+        return v
+
+
+class PredictiveConfig(BaseModel):
+    """Overrides of the predictive policy's defaults (``autoscaler.decision.ScalingSpec``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    risk_quantile: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+    model: str | None = None
+    target_utilization: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    #: seconds from decision to Ready capacity; default start-up p90 + one sync.
+    lead_seconds: Annotated[float, Field(gt=0.0)] | None = None
+    refit_seconds: Annotated[float, Field(gt=0.0)] | None = None
+
+
+class Scenario(BaseModel):
+    """One simulation: workload x trace x policies (x budget) over a period."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = "scenario"
+    description: str = ""
+    #: a bundled workload name, a path to a workload YAML, or an inline mapping.
+    workload: str | dict[str, Any] = "refinory-ai"
+    trace: str
+    value_unit: Literal["per-interval", "per-second"] = "per-interval"
+    period: Period = Period()
+    #: scale the trace so its 99.9th-percentile rate needs this many replicas at 70 %.
+    scale_to_peak_replicas: Annotated[int, Field(ge=1)] | None = None
+    #: "under-provisioned" means demand > Ready x capacity x this.
+    slo_utilization: Annotated[float, Field(gt=0.0, le=1.0)] = 0.85
+    policies: list[str] = Field(default_factory=lambda: ["hpa-cpu", "predictive", "oracle"])
+    predictive: PredictiveConfig = PredictiveConfig()
+    #: hpa-cpu targets (%) for the frontier; empty to skip it.
+    frontier_targets: list[int] = Field(default_factory=lambda: list(DEFAULT_FRONTIER_TARGETS))
+    #: a budget for the cost guard (``policies.budget.BudgetRequest``, camelCase:
+    #: hourlyLimit, monthlyLimit, spentThisMonth, pacing, mode); applied to ``predictive``.
+    budget: BudgetRequest | None = None
+    tick_seconds: Annotated[float, Field(gt=0.0, le=600.0)] = SYNC_SECONDS
+
+    @field_validator("policies")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        for name in v:
+            kind = name.partition("@")[0]
+            if kind not in POLICIES:
+                raise ValueError(f"unknown policy {kind!r}; choose from {', '.join(POLICIES)}")
+        if len(set(v)) != len(v):
+            raise ValueError("a policy is listed twice")
+        if not v:
+            raise ValueError("list at least one policy")
+        return v
+
+
+def load_scenario(path: str | Path) -> tuple[Scenario, Path]:
+    """Read and validate a scenario file; returns it with the folder paths are relative to."""
+    p = Path(path)
+    if not p.suffix and not p.exists():
+        p = SCENARIOS_DIR / f"{path}.yaml"
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise InputError(str(path), "file not found", "check the path") from err
+    except yaml.YAMLError as err:
+        raise InputError(str(p), f"not valid YAML: {err}", "fix the syntax") from err
+    return scenario_from_dict(data, str(p)), p.parent
+
+
+def scenario_from_dict(data: object, where: str) -> Scenario:
+    if not isinstance(data, dict):
+        raise InputError(where, "a scenario must be a mapping", "see docs/simulator.md")
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        raise InputError(f"{where}: {loc}", first["msg"], "see docs/simulator.md") from err
+
+
+def resolve_trace(trace: str, base: Path | None) -> Path:
+    """The scenario's trace file: relative to the scenario, the cwd, or bundled traces."""
+    p = Path(trace)
+    candidates = [p] if p.is_absolute() else []
+    if not p.is_absolute():
+        if base is not None:
+            candidates.append(base / p)
+        candidates += [Path.cwd() / p, bundled_traces_dir() / p.name]
+    for c in candidates:
+        if c.exists():
+            return c
+    raise InputError(
+        f"trace {trace!r}", "file not found", "give a path or a bundled trace's file name"
+    )
+
+
+def resolve_workload(spec: str | dict[str, Any], base: Path | None) -> Workload:
+    if isinstance(spec, dict):
+        return workload_from_dict(spec, "workload")
+    p = Path(spec)
+    if p.suffix and base is not None and not p.is_absolute() and (base / p).exists():
+        return load_workload(str(base / p))
+    return load_workload(spec)
+
+
+def cut_period(rate: pd.Series, period: Period, where: str = "period") -> pd.Series:
+    """The rows of ``rate`` inside the period (start inclusive, end exclusive)."""
+    start = period.start.astimezone(UTC) if period.start else None
+    end = period.end.astimezone(UTC) if period.end else None
+    if start is None:
+        start = rate.index[0].to_pydatetime()
+    if period.days is not None:
+        by_days = start + timedelta(days=period.days)
+        end = by_days if end is None else min(end, by_days)
+    out = rate[rate.index >= pd.Timestamp(start)]
+    if end is not None:
+        out = out[out.index < pd.Timestamp(end)]
+    if len(out) < 2:
+        raise InputError(
+            where,
+            f"only {len(out)} trace rows fall in the period "
+            f"({rate.index[0]:%Y-%m-%d %H:%M} to {rate.index[-1]:%Y-%m-%d %H:%M} available)",
+            "choose a period inside the trace",
+        )
+    return out
+
+
+def scale_to_peak(rate: pd.Series, workload: Workload, replicas: int) -> tuple[pd.Series, float]:
+    """Scale so the 99.9th-percentile rate needs ``replicas`` at 70 % utilisation."""
+    p999 = float(np.quantile(rate.to_numpy(dtype=float), 0.999))
+    if p999 <= 0:
+        raise InputError("--scale-to-peak-replicas", "the trace's 99.9th percentile is 0", "")
+    factor = replicas * workload.capacity_rps * 0.7 / p999
+    return rate * factor, factor
+
+
+@dataclass
+class Prepared:
+    """A scenario resolved into what the engine runs."""
+
+    scenario: Scenario
+    workload: Workload
+    trace: Trace
+    demand: Demand
+    scale_factor: float = 1.0
+
+
+def prepare(scenario: Scenario, base: Path | None = None, trace: Trace | None = None) -> Prepared:
+    """Load the workload and trace, cut the period, scale, and build per-tick demand."""
+    workload = resolve_workload(scenario.workload, base)
+    if trace is None:
+        trace = load_trace(resolve_trace(scenario.trace, base), scenario.value_unit)
+    rate = cut_period(trace.rate_per_second, scenario.period)
+    factor = 1.0
+    if scenario.scale_to_peak_replicas is not None:
+        rate, factor = scale_to_peak(rate, workload, scenario.scale_to_peak_replicas)
+    demand = demand_from_rate(rate, trace.step_seconds, scenario.tick_seconds)
+    return Prepared(scenario, workload, trace, demand, factor)
+
+
+def build_policies(scenario: Scenario) -> list[Policy]:
+    """The scenario's policies; ``predictive`` gets the scenario's overrides."""
+    out: list[Policy] = []
+    for name in scenario.policies:
+        policy = make_policy(name, "policies")
+        if isinstance(policy, Predictive):
+            cfg = scenario.predictive
+            settings = PredictiveSettings(**cfg.model_dump())
+            if policy.settings.risk_quantile is not None:
+                settings.risk_quantile = policy.settings.risk_quantile
+            policy.settings = settings
+        out.append(policy)
+    return out
+
+
+@dataclass
+class Result:
+    """Every policy's timeline for one prepared scenario, plus the hpa-cpu frontier runs."""
+
+    prepared: Prepared
+    timelines: dict[str, Timeline]
+    frontier: dict[int, Timeline] = field(default_factory=dict)
+
+
+def run_policy(
+    prepared: Prepared,
+    policy: Policy,
+    progress: Callable[[int], None] | None = None,
+) -> Timeline:
+    ctx = RunContext(
+        prepared.demand,
+        prepared.workload,
+        prepared.scenario.slo_utilization,
+        prepared.scenario.budget,
+        progress,
+    )
+    return policy.run(ctx)
+
+
+def simulate(
+    prepared: Prepared,
+    progress: Callable[[str, int, int], None] | None = None,
+    frontier: bool = True,
+) -> Result:
+    """Run every policy (and the hpa-cpu frontier targets unless ``frontier`` is False)."""
+    from simulations.policies import HpaCpu
+
+    policies = build_policies(prepared.scenario)
+    n = len(prepared.demand)
+    timelines: dict[str, Timeline] = {}
+    for policy in policies:
+        cb = None if progress is None else _bind(progress, policy.name)
+        timelines[policy.name] = run_policy(prepared, policy, cb)
+        if progress is not None:
+            progress(policy.name, n, n)
+    runs: dict[int, Timeline] = {}
+    if frontier:
+        for target in prepared.scenario.frontier_targets:
+            name = f"hpa-cpu@{target}"
+            if target == 70 and "hpa-cpu" in timelines:
+                runs[target] = timelines["hpa-cpu"]
+                continue
+            if name in timelines:
+                runs[target] = timelines[name]
+                continue
+            cb = None if progress is None else _bind(progress, name)
+            runs[target] = run_policy(prepared, HpaCpu(target, name=name), cb)
+            if progress is not None:
+                progress(name, n, n)
+    return Result(prepared, timelines, runs)
+
+
+def _bind(progress: Callable[[str, int, int], None], name: str) -> Callable[[int], None]:
+    return lambda i: progress(name, i, -1)
+
+
+def scenario_from_flags(
+    trace: str,
+    value_unit: str,
+    workload: str | dict[str, Any],
+    policies: list[str],
+    slo_utilization: float,
+    scale_to_peak_replicas: int | None,
+) -> Scenario:
+    """A scenario built from CLI flags (no file)."""
+    data: dict[str, Any] = {
+        "name": Path(trace).stem,
+        "workload": workload,
+        "trace": trace,
+        "value_unit": value_unit,
+        "policies": policies,
+        "slo_utilization": slo_utilization,
+        "scale_to_peak_replicas": scale_to_peak_replicas,
+    }
+    return scenario_from_dict(data, "flags")
