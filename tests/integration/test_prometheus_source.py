@@ -9,10 +9,18 @@ the bare-counter heuristic, durations, settings validation).
 
 from __future__ import annotations
 
+import json
+import math
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from autoscaler.cli import build_app
+from autoscaler.cli.forecast import run_forecast
 from autoscaler.sources.base import MetricSource, has_data
 from autoscaler.sources.prometheus import PrometheusSource, bare_counters, grid, pages
 from autoscaler.sources.settings import (
@@ -26,6 +34,7 @@ from tests.integration.promfixture import (
     STANDARD_WORKLOADS,
     PrometheusServer,
     expected_increments,
+    free_port,
 )
 
 pytestmark = pytest.mark.integration
@@ -212,3 +221,86 @@ def test_settings_errors_name_the_field() -> None:
         load_prometheus_settings({"tls": {"bogus": True}})
     ok = load_prometheus_settings({"url": "https://mimir.example/prometheus/"})
     assert ok.url == "https://mimir.example/prometheus"
+
+
+# ------------------------------------------------------------------ autoscaler forecast
+
+WEB = 'sum(rate(http_requests_total{namespace="shop",workload="web"}[2m]))'
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed entry point (``main()``), as a user runs it."""
+    code = "from autoscaler.cli import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_forecast_cli_json_against_real_prometheus(
+    prometheus: PrometheusServer, prometheus_end: int
+) -> None:
+    app = build_app()
+    args = ["forecast", "--prometheus-url", prometheus.url, "--query", WEB, "--horizon", "2m"]
+    args += ["--quantiles", "0.9,0.5", "--history", "1d", "--step", "1m"]
+    args += ["--end", str(prometheus_end), "--model", "last", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["horizon_steps"] == 2 and out["step_seconds"] == 60
+    assert out["history"]["points"] == 1441 and out["history"]["stale"] is False
+    assert list(out["quantiles"]) == ["0.5", "0.9"]
+    assert 0 <= out["quantiles"]["0.5"] <= out["quantiles"]["0.9"]
+    # ``last`` forecasts the last observed value: the CLI fed it the real history.
+    src = PrometheusSource(PrometheusSettings(url=prometheus.url))
+    series = src.history(WEB, prometheus_end - DAY, prometheus_end, 60)
+    assert out["mean"] == pytest.approx(float(series.dropna().iloc[-1]))
+    text = CliRunner().invoke(app, [a for a in args if a != "--json"])
+    assert text.exit_code == 0 and "q0.9" in text.stdout and "1441 points" in text.stdout
+
+
+def test_forecast_cli_default_model(prometheus: PrometheusServer, prometheus_end: int) -> None:
+    args = ["forecast", "--prometheus-url", prometheus.url, "--query", WEB, "--json"]
+    result = CliRunner().invoke(build_app(), [*args, "--end", str(prometheus_end)])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert all(math.isfinite(v) and v >= 0 for v in out["quantiles"].values())
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        pytest.param("sum(rate(no_such_metric_total[5m]))", "no data", id="no-data"),
+        pytest.param("sum(rate(x[5m]", "parse error", id="bad-promql"),
+        pytest.param("http_requests_total", "looks like a counter", id="bare-counter"),
+        pytest.param('rate(http_requests_total{workload="web"}[2m])', "2 series", id="several"),
+    ],
+)
+def test_forecast_bad_query_is_an_input_error(
+    prometheus: PrometheusServer, query: str, message: str
+) -> None:
+    with pytest.raises(InputError, match=message):
+        run_forecast(
+            url=prometheus.url,
+            query=query,
+            horizon="2m",
+            quantiles="0.9",
+            model="last",
+            history="1h",
+            step="1m",
+            end=None,
+            settings_extra={},
+        )
+
+
+def test_forecast_cli_bad_query_is_one_line_and_exit_2(prometheus: PrometheusServer) -> None:
+    done = run_cli("forecast", "--prometheus-url", prometheus.url, "--query", "sum(rate(x[5m]")
+    assert done.returncode == 2, done.stderr
+    assert "parse error" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_forecast_cli_unreachable_is_exit_1() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    done = run_cli("forecast", "--prometheus-url", url, "--query", WEB, "--timeout", "2s")
+    assert done.returncode == 1 and "cannot connect" in done.stderr
+    assert "Traceback" not in done.stderr
