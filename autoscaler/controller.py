@@ -130,6 +130,10 @@ class WorkloadResult:
     hourly_cost: float
     budget_reason: str = ""
     data_error: str = ""
+    #: seconds from decision to ready capacity, and load one replica serves at the
+    #: target utilisation (the shadow report needs both to score a decision).
+    lead_seconds: float = 0.0
+    per_replica: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -222,10 +226,103 @@ def shadow_record(r: WorkloadResult) -> dict[str, Any]:
         "observed": r.observed_load,
         "forecast": r.forecast_load,
         "quantile": r.risk_quantile,
-        "lead": None,
+        "lead": r.lead_seconds,
+        "per_replica": r.per_replica,
         "constraint": d.binding_constraint,
         "fallback": d.fallback,
     }
+
+
+@dataclass(frozen=True)
+class ShadowSummary:
+    """How ForecastOnly decisions of one workload compare with what happened."""
+
+    workload: str
+    scored: int
+    #: mean replicas the forecast asked for / that actually ran one lead time later.
+    predicted_mean: float
+    actual_mean: float
+    #: share of decisions whose replicas were below what the observed peak needed.
+    predicted_short: float
+    actual_short: float
+    #: replica-hours over the scored span: predicted vs actual.
+    predicted_replica_hours: float
+    actual_replica_hours: float
+
+
+def read_shadow(path: Path) -> list[dict[str, Any]]:
+    """Records of a shadow file (and its rotated ``.1``), oldest first; bad lines skipped."""
+    records: list[dict[str, Any]] = []
+    for part in (path.with_name(path.name + ".1"), path):
+        if not part.exists():
+            continue
+        for line in part.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a crash mid-write: the rest is still good
+            if isinstance(rec, dict) and "workload" in rec and "time" in rec:
+                records.append(rec)
+    records.sort(key=lambda r: float(r["time"]))
+    return records
+
+
+def shadow_report(records: list[dict[str, Any]]) -> list[ShadowSummary]:
+    """Score each shadow decision against the load that followed it.
+
+    A decision at ``t`` is scored when records exist past ``t + lead``: the replicas
+    *needed* are ``ceil(peak observed load in (t, t + lead] / per_replica)``; the
+    forecast was short if it asked for fewer; reality was short if the replicas
+    running at ``t + lead`` were fewer. Decisions without a later observation are not
+    scored (the report says how many were).
+    """
+    by: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        by.setdefault(str(rec["workload"]), []).append(rec)
+    out: list[ShadowSummary] = []
+    for workload, recs in sorted(by.items()):
+        times = [float(r["time"]) for r in recs]
+        pred: list[int] = []
+        act: list[int] = []
+        p_short = a_short = 0
+        p_hours = a_hours = 0.0
+        for i, rec in enumerate(recs):
+            lead = float(rec.get("lead") or 0.0)
+            per = float(rec.get("per_replica") or 0.0)
+            t = times[i]
+            if lead <= 0 or per <= 0 or times[-1] < t + lead:
+                continue
+            window = [
+                float(r["observed"])
+                for r, tt in zip(recs[i + 1 :], times[i + 1 :], strict=True)
+                if tt <= t + lead and r.get("observed") is not None
+            ]
+            later = next(r for r, tt in zip(recs, times, strict=True) if tt >= t + lead)
+            if not window:
+                continue
+            needed = math.ceil(max(window) / per - 1e-9)
+            predicted, actual = int(rec["replicas"]), int(later["current"])
+            pred.append(predicted)
+            act.append(actual)
+            p_short += predicted < needed
+            a_short += actual < needed
+            step = (times[i + 1] - t) / 3600.0 if i + 1 < len(recs) else 0.0
+            p_hours += predicted * step
+            a_hours += actual * step
+        n = len(pred)
+        out.append(
+            ShadowSummary(
+                workload=workload,
+                scored=n,
+                predicted_mean=sum(pred) / n if n else 0.0,
+                actual_mean=sum(act) / n if n else 0.0,
+                predicted_short=p_short / n if n else 0.0,
+                actual_short=a_short / n if n else 0.0,
+                predicted_replica_hours=p_hours,
+                actual_replica_hours=a_hours,
+            )
+        )
+    return out
 
 
 class Controller:
@@ -319,6 +416,8 @@ class Controller:
                 hourly_cost=cost,
                 budget_reason=budget_reason,
                 data_error=data_errors.get(key, ""),
+                lead_seconds=w.spec.lead_seconds,
+                per_replica=w.spec.capacity_per_replica * w.spec.target_utilization,
             )
             w.result = result
             results.append(result)

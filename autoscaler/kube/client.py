@@ -91,6 +91,11 @@ class KubeClient:
         self._api = k8s_client.ApiClient(cfg)
 
     @property
+    def api_client(self) -> k8s_client.ApiClient:
+        """The official client (for typed APIs such as TokenReview in the API server)."""
+        return self._api
+
+    @property
     def host(self) -> str:
         return str(self._cfg.host)
 

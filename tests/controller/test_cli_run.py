@@ -1,0 +1,164 @@
+"""``autoscaler run --once --dry-run``, ``explain`` and ``report`` on a real Prometheus."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from autoscaler.cli import build_app
+from autoscaler.controller import Controller, read_shadow, shadow_report
+from autoscaler.kube.cluster import StaticCluster
+from autoscaler.ledger_store import LedgerStore
+from autoscaler.settings import load_settings
+from autoscaler.sources.prometheus import PrometheusSource
+from autoscaler.store import DecisionStore
+from simulations.clock import SimClock
+from tests.controller.test_controller import REPLICA_PRICE, budget_doc, deployment, pa_doc
+from tests.integration.promfixture import (
+    PrometheusServer,
+    aligned_now,
+    require_prometheus,
+    standard_backfill,
+)
+
+
+@pytest.fixture(scope="module")
+def end() -> int:
+    return aligned_now(60) - 60
+
+
+@pytest.fixture(scope="module")
+def prom(tmp_path_factory: pytest.TempPathFactory, end: int) -> Iterator[PrometheusServer]:
+    require_prometheus()
+    server = PrometheusServer.start(
+        tmp_path_factory.mktemp("prom-cli"), backfill=standard_backfill(end)
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def write_config(tmp_path: Path, prom: PrometheusServer) -> Path:
+    path = tmp_path / "settings.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "prometheus": {"url": prom.url, "step_seconds": 60, "backfill_seconds": 21600},
+                "loop": {"stale_after_seconds": 600},
+                "ledger": {"path": str(tmp_path / "ledger.json")},
+                "shadow": {"path": str(tmp_path / "shadow.jsonl")},
+            }
+        )
+    )
+    return path
+
+
+def write_objects(tmp_path: Path, docs: list[dict[str, Any]]) -> Path:
+    path = tmp_path / "objects.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    return path
+
+
+DOCS = [
+    pa_doc("shop", "web", priority=10, capacityPerReplica=0.2),
+    pa_doc("shop", "api", capacityPerReplica=0.2),
+    deployment("shop", "web", 3, cpu="1"),
+    deployment("shop", "api", 3, cpu="1"),
+    budget_doc("shop-prod", ["shop"], hourly=REPLICA_PRICE * 4 + 0.001),
+]
+
+
+def test_once_dry_run_prints_decisions_and_writes_nothing(
+    prom: PrometheusServer, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, prom)
+    objects = write_objects(tmp_path, DOCS)
+    result = CliRunner().invoke(
+        build_app(),
+        [
+            "run",
+            "--once",
+            "--dry-run",
+            "--config",
+            str(config),
+            "--objects",
+            str(objects),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert {w["workload"] for w in out["workloads"]} == {"shop/web", "shop/api"}
+    assert out["queries"] == 1
+    assert sum(w["replicas"] for w in out["workloads"]) <= 4  # the budget holds
+    assert not (tmp_path / "ledger.json").exists()  # dry run: no ledger write
+    assert not (tmp_path / "shadow.jsonl").exists()
+
+
+def test_explain_names_the_binding_budget(prom: PrometheusServer, tmp_path: Path) -> None:
+    config = write_config(tmp_path, prom)
+    objects = write_objects(tmp_path, DOCS)
+    result = CliRunner().invoke(
+        build_app(), ["explain", "shop/api", "--config", str(config), "--objects", str(objects)]
+    )
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "shop/api" in text and "forecast:" in text and "q0.9" in text
+    assert "binding:    budget" in text
+    assert "budget:     shop-prod" in text
+
+
+def test_explain_unknown_workload_is_one_error_line(prom: PrometheusServer, tmp_path: Path) -> None:
+    config = write_config(tmp_path, prom)
+    objects = write_objects(tmp_path, DOCS)
+    result = CliRunner().invoke(
+        build_app(), ["explain", "shop/nope", "--config", str(config), "--objects", str(objects)]
+    )
+    assert result.exit_code != 0
+    assert isinstance(result.exception, Exception) and "no such" in str(result.exception)
+
+
+def test_bad_settings_file_is_an_input_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("loop: {sync_seconds: -3}\n")
+    result = CliRunner().invoke(build_app(), ["run", "--once", "--config", str(bad)])
+    assert result.exit_code != 0
+    assert "loop.sync_seconds" in str(result.exception)
+
+
+def test_shadow_report_compares_with_what_happened(
+    prom: PrometheusServer, end: int, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, prom)
+    settings = load_settings(config)
+    docs = [pa_doc("shop", "web", mode="ForecastOnly"), deployment("shop", "web", 3)]
+    cluster = StaticCluster.from_documents(docs)
+    clock = SimClock(end - 3600)
+    ctl = Controller(
+        settings,
+        PrometheusSource(settings.prometheus),
+        cluster,
+        DecisionStore(),
+        clock,
+        ledger=LedgerStore(settings.ledger.path),
+    )
+    for _ in range(60):  # one hour of ticks at 60 s
+        ctl.reconcile()
+        clock.sleep(60)
+    records = read_shadow(settings.shadow.path)
+    assert len(records) == 60
+    (summary,) = shadow_report(records)
+    assert summary.workload == "shop/web"
+    assert summary.scored >= 50  # all but the last lead time
+    assert summary.actual_mean == 3.0  # what ran: the Deployment's 3 replicas
+    assert summary.predicted_mean >= 1
+    result = CliRunner().invoke(build_app(), ["report", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "shop/web" in result.stdout
