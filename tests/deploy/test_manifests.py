@@ -153,9 +153,21 @@ def test_deployment_is_non_root_and_bounded(build: str) -> None:
         assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
         assert ports["https"] == 6443 and ports["metrics"] == 8080
-        assert c["args"][0] == "run"
-    config = one(objects, "ConfigMap", "predictive-autoscaler-config")["data"]
-    assert config["AUTOSCALER_LEADER_ELECTION"] == "true"
+        assert c["args"][:2] == ["run", "--config"]
+    for c in pod.get("initContainers", []):
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+        assert c["securityContext"]["allowPrivilegeEscalation"] is False
+        assert {"cpu", "memory"} <= set(c["resources"]["limits"])
+    # every volume a container mounts exists, and the state volume is a shared claim
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for c in pod["containers"] + pod.get("initContainers", []):
+        for mount in c["volumeMounts"]:
+            assert mount["name"] in volumes, f"{c['name']}: no volume {mount['name']}"
+    claim = volumes["state"]["persistentVolumeClaim"]["claimName"]
+    pvc = one(objects, "PersistentVolumeClaim", claim)
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"], "both replicas share the ledger"
+    config_map = volumes["config"]["configMap"]["name"]
+    assert "autoscaler.yaml" in one(objects, "ConfigMap", config_map)["data"]
     # the PDB protects the pods this Deployment makes
     pdb = one(objects, "PodDisruptionBudget", "predictive-autoscaler")
     labels = spec["template"]["metadata"]["labels"]
@@ -250,23 +262,30 @@ def test_network_policy_admits_only_apiserver_and_prometheus(build: str) -> None
     dep = one(objects, "Deployment", "predictive-autoscaler")
     labels = dep["spec"]["template"]["metadata"]["labels"]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
-    allowed = {}
+    sources: dict[str, set[int]] = {}
     for rule in policy["spec"]["ingress"]:
         assert rule.get("from"), "every ingress rule names its sources"
+        assert rule.get("ports"), "every ingress rule names its ports"
         for peer in rule["from"]:
-            assert peer.get("ipBlock", {}).get("cidr") not in ("0.0.0.0/0", "::/0")
+            assert set(peer) in ({"ipBlock"}, {"namespaceSelector", "podSelector"})
+            cidr = peer.get("ipBlock", {}).get("cidr")
+            assert cidr not in ("0.0.0.0/0", "::/0")
             # the base's TEST-NET placeholder must be replaced by every build
-            assert peer.get("ipBlock", {}).get("cidr") != "192.0.2.0/24", "CIDR not set"
-        for port in rule["ports"]:
-            allowed[port["port"]] = rule["from"]
+            assert cidr != "192.0.2.0/24", "control-plane CIDR not set"
+            if cidr:
+                who = "apiserver"
+            else:
+                ns = peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                who = {"monitoring": "prometheus", "keda": "keda"}[ns]
+                if who == "prometheus":
+                    app = peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+                    assert app == "prometheus"
+            sources.setdefault(who, set()).update(p["port"] for p in rule["ports"])
     # KEDA clusters: KEDA's operator calls our gRPC scaler; the API server never calls us.
-    expected = {8080, 9443} if build == "overlays/keda" else {6443, 8080}
-    assert set(allowed) == expected
     if build == "overlays/keda":
-        keda = allowed[9443][0]["namespaceSelector"]["matchLabels"]
-        assert keda == {"kubernetes.io/metadata.name": "keda"}
-    prometheus = allowed[8080][0]
-    assert prometheus["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "prometheus"
+        assert sources == {"keda": {9443}, "prometheus": {8080, 6443}}
+    else:
+        assert sources == {"apiserver": {6443}, "prometheus": {8080, 6443}}
 
 
 @pytest.mark.parametrize("build", installs())
@@ -289,8 +308,6 @@ def test_keda_overlay_serves_through_keda_only() -> None:
     objects = kustomize_build("overlays/keda")
     assert find(objects, "APIService") == [], "KEDA owns external.metrics.k8s.io there"
     assert find(objects, "ClusterRole", "predictive-autoscaler:external-metrics-reader") == []
-    config = one(objects, "ConfigMap", "predictive-autoscaler-config")["data"]
-    assert config["AUTOSCALER_MANAGE_HPA"] == "false", "KEDA builds the HPAs"
     svc = one(objects, "Service", "predictive-autoscaler")
     grpc_port = next(p for p in svc["spec"]["ports"] if p["name"] == "keda-grpc")
     scaled = one(objects, "ScaledObject", "event-gateway")
