@@ -18,8 +18,8 @@ utilization ``rho = a/c`` and Erlang C probability of waiting ``C = C(c, a)``:
   ``e^{-mu t}(1 + mu t)`` at theta == mu (h(0) = 1). For c = 1 it reduces to
   ``P(T > t) = e^{-(mu - lam) t}``, so the M/M/1 p99 is ``ln(100) / (mu - lam)``.
 
-The q-quantile solves ``P(T > t) = 1 - q``; the tail is strictly decreasing, so a
-vectorised bisection between two proven bounds converges for every tick at once.
+The q-quantile solves ``P(T > t) = 1 - q``; the tail is strictly decreasing, so Newton's
+method on its logarithm, kept inside two proven bounds, converges for every tick at once.
 
 Erlang B/C are computed in log space from the Poisson distribution
 (``B = pmf(c; a) / cdf(c; a)``, via ``gammaln`` and the regularized incomplete gamma
@@ -60,9 +60,9 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 ArrayLike = npt.ArrayLike
 
-# Root finding per tick: bisection to a bracket 2**-30 of its start, then Newton.
-_BISECTION_STEPS = 30
-_NEWTON_STEPS = 10
+# Cap on the safeguarded Newton steps. On random ticks with c up to 2000 and rho up to
+# 0.99995, 4 steps reached machine precision; the cap only bounds the loop.
+_MAX_NEWTON_STEPS = 40
 
 
 def erlang_b_recursive(c: int, a: float) -> float:
@@ -224,22 +224,23 @@ def mmc_sojourn_quantile(
     lo = log_inv_p / mu_b
     hi = 2.0 * np.maximum(math.log(2.0 / p) / mu_b, np.log(np.maximum(2.0 * cw / p, 1.0)) / theta)
     hi = np.maximum(hi, lo)
-    # A few bisection steps shrink the bracket, then safeguarded Newton steps (the
-    # density is exact) converge quadratically; a Newton step leaving the bracket is
-    # replaced by the bisection midpoint, so every step keeps the root bracketed.
-    t = 0.5 * (lo + hi)
-    for step in range(_BISECTION_STEPS + _NEWTON_STEPS):
+    # Newton's method on the log of the tail, from the lower bound: log P(T > t) is
+    # close to linear in t (exactly so for one exponential, where one step lands on the
+    # root), so a few steps reach machine precision. Each step keeps the root bracketed
+    # and falls back to the midpoint if Newton would leave the bracket.
+    log_p = math.log(p)
+    t = lo.copy()
+    for _ in range(_MAX_NEWTON_STEPS):
         tail, density = _tail_and_density(t, mu_b, theta, cw)
         above = tail > p
         lo = np.where(above, t, lo)
         hi = np.where(above, hi, t)
-        mid = 0.5 * (lo + hi)
-        if step < _BISECTION_STEPS:
-            t = mid
-            continue
         with np.errstate(divide="ignore", invalid="ignore"):
-            newton = t + (tail - p) / density
-        t = np.where((newton > lo) & (newton < hi), newton, mid)
+            gap = np.log(tail) - log_p
+            newton = t + gap * tail / density
+        if np.all(np.abs(gap) < 1e-14):
+            break
+        t = np.where((newton >= lo) & (newton <= hi), newton, 0.5 * (lo + hi))
     out[busy] = t
     return out
 
