@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -89,6 +89,15 @@ class DecisionStore:
     def __init__(self) -> None:
         self._write_lock = threading.Lock()
         self._snap = _Snapshot()
+        self._listeners: list[Callable[[int], None]] = []
+
+    def add_listener(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(version)`` after every change (from the writer's thread).
+
+        Used to mirror the store into the API server's own process
+        (``autoscaler.api.process``); listeners must be quick and must not raise.
+        """
+        self._listeners.append(listener)
 
     @property
     def version(self) -> int:
@@ -132,6 +141,8 @@ class DecisionStore:
             series=series,
             names=frozenset(name for _, name in series),
         )
+        for listener in self._listeners:
+            listener(self._snap.version)
 
     def has_metric(self, name: str) -> bool:
         """Whether any namespace has a series of this metric (case-insensitive)."""

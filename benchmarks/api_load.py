@@ -1,0 +1,311 @@
+"""Load benchmark of the External Metrics API server (prints figures; not a test).
+
+What it measures, all in one run on the same machine:
+
+1. baseline: a trivial FastAPI handler (``return Response(b"ok")``) under the same uvicorn
+   setup, for the machine's ceiling;
+2. ours, idle: the namespaced list endpoint with 1,000 distinct series
+   (``autoscaler_desired_replicas{workload=w0000..w0999}``), each request selecting one
+   series by ``labelSelector`` as an HPA does, rotating over all 1,000;
+3. ours, under reconcile: the same while a thread in the same process runs a reconcile of
+   1,000 workloads (a forecaster ``update`` + ``predict`` per workload, then one
+   ``publish`` of 1,000 values) every ``--reconcile-period`` seconds (the controller's
+   15 s, compressed);
+4. ours, paced: 5 connections paced to about 1,000 req/s in total, under the reconcile
+   (and the baseline paced the same way, for the machine's wake-up latency);
+5. runs 2-4 again with the server in a child process (``ServerProcess``) that mirrors the
+   store, so that the reconcile never holds the server's GIL.
+
+Load comes from ``wrk`` (Debian package) in a separate process with 5 connections (the
+HPA controller's five workers); latency percentiles are wrk's. Run:
+
+    nice .venv/bin/python benchmarks/api_load.py --duration 10
+
+Figures and the command go to docs/benchmarks/api.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+from autoscaler.api.process import ServerProcess
+from autoscaler.api.server import ServerThread, create_app
+from autoscaler.api.settings import ApiSettings
+from autoscaler.clock import WallClock
+from autoscaler.store import DESIRED_REPLICAS_METRIC, DecisionStore, MetricValue
+from models.registry import make_forecaster
+
+N_WORKLOADS = 1000
+NAMESPACE = "bench"
+PATH = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{NAMESPACE}/{DESIRED_REPLICAS_METRIC}"
+
+# wrk script: rotate over the 1,000 selectors; optional pacing; JSON summary at the end.
+LUA = """
+local paths = {}
+local i = 0
+local mode = "%(mode)s"
+local pace_ms = %(pace_ms)s
+init = function(args)
+  for n = 0, %(n)d - 1 do
+    if mode == "list" then
+      paths[#paths + 1] = "%(path)s?labelSelector=workload%%3Dw" .. string.format("%%04d", n)
+    else
+      paths[#paths + 1] = "/x"
+    end
+  end
+  i = math.random(#paths)
+end
+request = function()
+  i = i %% #paths + 1
+  return wrk.format("GET", paths[i], {["Accept"] = "application/json"})
+end
+if pace_ms > 0 then
+  delay = function() return pace_ms end
+end
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.status + summary.errors.timeout
+  io.write(string.format(
+    '{"requests": %%d, "seconds": %%.3f, "errors": %%d, "p50_us": %%d, '
+    .. '"p90_us": %%d, "p99_us": %%d, "max_us": %%d}\\n',
+    summary.requests, summary.duration / 1e6, errors,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+@dataclass
+class Result:
+    name: str
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int
+
+
+def run_wrk(
+    name: str, port: int, mode: str, duration: float, connections: int, pace_ms: float
+) -> Result:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(LUA % {"mode": mode, "pace_ms": pace_ms, "n": N_WORKLOADS, "path": PATH})
+        script = f.name
+    try:
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{duration:g}s",
+                "--timeout",
+                "2s",
+                "-s",
+                script,
+                f"http://127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=duration + 60,
+            check=True,
+        )
+    finally:
+        os.unlink(script)
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("{"))
+    data = json.loads(line)
+    return Result(
+        name,
+        data["requests"] / data["seconds"],
+        data["p50_us"] / 1e3,
+        data["p90_us"] / 1e3,
+        data["p99_us"] / 1e3,
+        data["max_us"] / 1e3,
+        data["errors"],
+    )
+
+
+class Reconciler:
+    """A reconcile-like CPU load: forecaster update+predict for every workload, then publish."""
+
+    def __init__(self, store: DecisionStore, model: str, period: float, seed: int = 0) -> None:
+        self.store = store
+        self.period = period
+        rng = np.random.default_rng(seed)
+        step = pd.Timedelta("1min")
+        self.idx = pd.date_range("2026-01-01", periods=3 * 1440, freq=step, tz="UTC")
+        phase = np.arange(len(self.idx)) / 1440 * 2 * np.pi
+        self.forecasters = []
+        for _ in range(N_WORKLOADS):
+            y = pd.Series(
+                100 + 50 * np.sin(phase + rng.uniform(0, 6.28)) + rng.normal(0, 5, len(self.idx)),
+                index=self.idx,
+            )
+            self.forecasters.append(make_forecaster(model).fit(y))
+        self.next_time = self.idx[-1] + step
+        self.step = step
+        self.rng = rng
+        self.durations: list[float] = []
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self.loop, name="reconcile", daemon=True)
+
+    def reconcile_once(self) -> None:
+        start = time.perf_counter()
+        now = time.time()
+        sample_time = self.next_time
+        self.next_time += self.step
+        values = []
+        for i, forecaster in enumerate(self.forecasters):
+            forecaster.update(pd.Series([100 + self.rng.normal(0, 5)], index=[sample_time]))
+            forecast = forecaster.predict(2, [0.9])
+            replicas = max(1.0, float(np.ceil(forecast.quantile(0.9) / 10)))
+            values.append(
+                MetricValue(
+                    NAMESPACE, DESIRED_REPLICAS_METRIC, {"workload": f"w{i:04d}"}, replicas, now
+                )
+            )
+        self.store.publish(values)
+        self.durations.append(time.perf_counter() - start)
+
+    def loop(self) -> None:
+        while not self.stop_event.is_set():
+            started = time.monotonic()
+            self.reconcile_once()
+            self.stop_event.wait(max(0.0, self.period - (time.monotonic() - started)))
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(30)
+
+
+def trivial_app() -> FastAPI:
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/x")
+    async def x() -> Response:
+        return Response(b"ok", media_type="text/plain")
+
+    return app
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=5, help="concurrent clients (HPA: 5)")
+    parser.add_argument(
+        "--model", default="seasonal-naive", help="forecaster for the reconcile load"
+    )
+    parser.add_argument("--reconcile-period", type=float, default=1.5, help="seconds (real: 15)")
+    parser.add_argument(
+        "--pace-ms", type=float, default=4.0, help="per-connection delay, paced run"
+    )
+    parser.add_argument("--switch-interval", type=float, default=None, help="sys.setswitchinterval")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
+
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    settings = ApiSettings(bind="127.0.0.1:0", insecure=True, max_age_seconds=3600)
+    results: list[Result] = []
+    conns, dur = args.connections, args.duration
+
+    with ServerThread(trivial_app(), settings) as base:
+        run_wrk("warm-up", base.port, "trivial", 2, conns, 0)
+        results.append(
+            run_wrk("baseline: trivial FastAPI handler", base.port, "trivial", dur, conns, 0)
+        )
+
+    store = DecisionStore()
+    now = time.time()
+    store.publish(
+        MetricValue(NAMESPACE, DESIRED_REPLICAS_METRIC, {"workload": f"w{i:04d}"}, 3.0, now)
+        for i in range(N_WORKLOADS)
+    )
+    print(f"building {N_WORKLOADS} fitted {args.model!r} forecasters...", file=sys.stderr)
+    reconciler = Reconciler(store, args.model, args.reconcile_period)
+    with ServerThread(create_app(store, settings, clock=WallClock()), settings) as ours:
+        run_wrk("warm-up", ours.port, "list", 2, conns, 0)
+        results.append(run_wrk("ours: list, idle", ours.port, "list", dur, conns, 0))
+        reconciler.start()
+        try:
+            results.append(run_wrk("ours: list, under reconcile", ours.port, "list", dur, conns, 0))
+            results.append(
+                run_wrk(
+                    f"ours: list, under reconcile, paced ({args.pace_ms:g} ms/conn)",
+                    ours.port,
+                    "list",
+                    dur,
+                    conns,
+                    args.pace_ms,
+                )
+            )
+        finally:
+            reconciler.stop()
+    # The same with the server in a child process that mirrors the store (ServerProcess).
+    reconciler.durations.clear()
+    with ServerProcess(store, settings) as child:
+        run_wrk("warm-up", child.port, "list", 2, conns, 0)
+        results.append(
+            run_wrk("ours, child process: list, idle", child.port, "list", dur, conns, 0)
+        )
+        reconciler.stop_event.clear()
+        reconciler.thread = threading.Thread(target=reconciler.loop, daemon=True)
+        reconciler.start()
+        try:
+            results.append(
+                run_wrk("ours, child process: under reconcile", child.port, "list", dur, conns, 0)
+            )
+            results.append(
+                run_wrk(
+                    f"ours, child process: under reconcile, paced ({args.pace_ms:g} ms/conn)",
+                    child.port,
+                    "list",
+                    dur,
+                    conns,
+                    args.pace_ms,
+                )
+            )
+        finally:
+            reconciler.stop()
+
+    base_rps = results[0].rps
+    print(f"\nmachine: {os.cpu_count()} cores, load average before: {load_before}")
+    print(f"wrk -t1 -c{conns} -d{dur:g}s per run; python {sys.version.split()[0]}")
+    print(
+        f"reconcile: {N_WORKLOADS} x {args.model} update+predict + publish, every "
+        f"{args.reconcile_period:g} s; took median {np.median(reconciler.durations) * 1e3:.0f} ms, "
+        f"max {max(reconciler.durations) * 1e3:.0f} ms over {len(reconciler.durations)} runs"
+    )
+    head = ("run", "req/s", "vs base", "p50 ms", "p90 ms", "p99 ms", "max ms", "err")
+    print("{:62s} {:>8s} {:>8s} {:>7s} {:>7s} {:>7s} {:>7s} {:>4s}".format(*head))
+    for r in results:
+        print(
+            f"{r.name:62s} {r.rps:8.0f} {r.rps / base_rps:8.2f} {r.p50_ms:7.2f} {r.p90_ms:7.2f} "
+            f"{r.p99_ms:7.2f} {r.max_ms:7.2f} {r.errors:4d}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
