@@ -445,7 +445,8 @@ class PrometheusSource:
             ) from err
         except requests.exceptions.SSLError as err:
             raise PermanentError(
-                f"{where}: TLS failed ({err}); check prometheus.tls.ca_file or the URL scheme"
+                f"{where}: TLS failed ({_reason(err)}); check prometheus.tls (ca_file, "
+                "cert_file/key_file for client certificates) and the URL scheme"
             ) from err
         except requests.exceptions.ConnectionError as err:
             if "Read timed out" in str(err):
@@ -566,9 +567,13 @@ def _index(points: np.ndarray, step_s: int) -> pd.DatetimeIndex:
 
 
 def _reason(err: Exception) -> str:
+    """The useful part of a urllib3 error chain ("Connection refused", "[SSL: ...] ...")."""
     text = str(err)
-    m = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
-    return m.group(1).strip() if m else text[:200]
+    for pattern in (r"\[Errno -?\d+\] ([^'\")]+)", r"(\[SSL: [^\]]+\][^'\"(]*)"):
+        m = re.search(pattern, text)
+        if m:
+            return m.group(1).strip()
+    return text[:200]
 
 
 def _status_of(err: PrometheusApiClientException) -> int:

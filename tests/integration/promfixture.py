@@ -26,12 +26,16 @@ Typical use::
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import ipaddress
 import json
 import math
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -39,6 +43,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -226,6 +231,14 @@ class PrometheusServer:
     scrape_interval_s: float = 1.0
     extra_args: tuple[str, ...] = ()
     backfilled: tuple[BackfillSeries, ...] = ()
+    #: ``--web.config.file`` contents (YAML): TLS and basic auth of the server itself.
+    web_config: str | None = None
+    #: CA that signed the server certificate (when ``web_config`` enables TLS).
+    ca_file: Path | None = None
+    #: (user, password) the helpers use when ``web_config`` requires basic auth.
+    basic_auth: tuple[str, str] | None = None
+    #: (cert, key) the helpers present when ``web_config`` requires client certificates.
+    client_cert: tuple[Path, Path] | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     # -- life cycle --------------------------------------------------------------------
@@ -239,11 +252,17 @@ class PrometheusServer:
         scrape_targets: Sequence[str] = (),
         scrape_interval_s: float = 1.0,
         extra_args: Sequence[str] = (),
+        web_config: str | None = None,
+        ca_file: Path | None = None,
+        basic_auth: tuple[str, str] | None = None,
+        client_cert: tuple[Path, Path] | None = None,
     ) -> PrometheusServer:
         """Backfill, start and wait until ready; skips/fails if Prometheus is missing.
 
         ``scrape_targets`` are ``host:port`` strings scraped (``/metrics``) every
-        ``scrape_interval_s`` under ``job="test"``.
+        ``scrape_interval_s`` under ``job="test"``. ``web_config`` (YAML for
+        ``--web.config.file``) turns on TLS / basic auth; then pass the ``ca_file`` that
+        signed the certificate and the ``basic_auth`` credentials for the helpers.
         """
         prom, tool = require_prometheus()
         workdir.mkdir(parents=True, exist_ok=True)
@@ -269,6 +288,10 @@ class PrometheusServer:
             scrape_interval_s=scrape_interval_s,
             extra_args=tuple(extra_args),
             backfilled=tuple(backfill),
+            web_config=web_config,
+            ca_file=ca_file,
+            basic_auth=basic_auth,
+            client_cert=client_cert,
         )
         server._write_config()
         # A free port can be taken between probing and binding; try a few.
@@ -285,7 +308,21 @@ class PrometheusServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.web_config and "tls_server_config" in self.web_config else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def _open(self, url: str, timeout: float) -> Any:
+        """urlopen with the server's CA and basic auth, when it has them."""
+        req = urllib.request.Request(url)
+        if self.basic_auth is not None:
+            token = base64.b64encode(":".join(self.basic_auth).encode()).decode()
+            req.add_header("Authorization", f"Basic {token}")
+        context = None
+        if self.url.startswith("https"):
+            context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+            if self.client_cert is not None:
+                context.load_cert_chain(str(self.client_cert[0]), str(self.client_cert[1]))
+        return urllib.request.urlopen(req, timeout=timeout, context=context)
 
     @property
     def log_path(self) -> Path:
@@ -338,7 +375,7 @@ class PrometheusServer:
     def api(self, path: str, **params: str) -> Any:
         """GET ``/api/v1/<path>`` and return the decoded ``data`` (raises on error)."""
         url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
-        with urllib.request.urlopen(url, timeout=10) as resp:
+        with self._open(url, timeout=10) as resp:
             body = json.loads(resp.read())
         if body.get("status") != "success":
             raise RuntimeError(f"Prometheus error: {body}")
@@ -396,6 +433,10 @@ class PrometheusServer:
             "--log.level=warn",
             *self.extra_args,
         ]
+        if self.web_config is not None:
+            web = self.workdir / "web.yml"
+            web.write_text(self.web_config, encoding="utf-8")
+            args.append(f"--web.config.file={web}")
         log = self.log_path.open("ab")
         try:
             self.process = subprocess.Popen(
@@ -411,7 +452,7 @@ class PrometheusServer:
             if not self.running():
                 raise PrometheusUnavailable(f"prometheus exited early:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:
+                with self._open(f"{self.url}/-/ready", timeout=2) as resp:
                     if resp.status == 200:
                         return
             except (urllib.error.URLError, OSError):
@@ -609,3 +650,105 @@ class LoopbackServer(ThreadingHTTPServer):
         h.send_header("Content-Length", str(len(body)))
         h.end_headers()
         h.wfile.write(body)
+
+
+# --------------------------------------------------------------------------- TLS and auth
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """PEM files of a throw-away CA, a server certificate (127.0.0.1) and a client one."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def make_tls_files(directory: Path) -> TLSFiles:
+    """A throw-away CA with a server certificate for 127.0.0.1 and a client certificate."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True,
+                content_commitment=False, key_encipherment=False, data_encipherment=False,
+                key_agreement=False, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+
+    def leaf(cn: str, usage: x509.ObjectIdentifier) -> tuple[bytes, bytes]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
+            )
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        pem_key = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return cert.public_bytes(serialization.Encoding.PEM), pem_key
+
+    directory.mkdir(parents=True, exist_ok=True)
+    files = TLSFiles(
+        ca=directory / "ca.pem",
+        server_cert=directory / "server.pem",
+        server_key=directory / "server-key.pem",
+        client_cert=directory / "client.pem",
+        client_key=directory / "client-key.pem",
+    )
+    files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    eku = x509.oid.ExtendedKeyUsageOID
+    for (cert_path, key_path), cn, usage in (
+        ((files.server_cert, files.server_key), "127.0.0.1", eku.SERVER_AUTH),
+        ((files.client_cert, files.client_key), "autoscaler", eku.CLIENT_AUTH),
+    ):
+        cert_pem, key_pem = leaf(cn, usage)
+        cert_path.write_bytes(cert_pem)
+        key_path.write_bytes(key_pem)
+    return files
+
+
+def bcrypt_hash(password: str) -> str:
+    """A bcrypt hash for ``basic_auth_users`` (glibc's crypt; skips where unavailable)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import crypt
+    except ImportError:
+        pytest.skip("no crypt module (Python >= 3.13) to make a bcrypt hash")
+    hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
+    if not hashed or not hashed.startswith("$2"):
+        pytest.skip("this libc's crypt() has no bcrypt")
+    return hashed

@@ -24,6 +24,8 @@ from tests.integration.promfixture import (
     LoopbackServer,
     PrometheusServer,
     aligned_now,
+    bcrypt_hash,
+    make_tls_files,
     require_prometheus,
     trace_counter,
 )
@@ -153,3 +155,60 @@ def test_auth_gateway_bearer_token_and_tenant_header(
         assert ("shop", "web") in by_file.history_by(RATE, end - 3600, end, 300)
         inline = source(gateway.url, bearer_token="s3cret", headers=headers)
         assert ("shop", "web") in inline.history_by(RATE, end - 3600, end, 300)
+
+
+# ------------------------------------------------------------------ TLS, basic auth, mTLS
+
+
+def test_tls_with_private_ca_basic_auth_and_client_certificate(tmp_path: Path, end: int) -> None:
+    """Prometheus itself serving HTTPS with basic auth and required client certificates."""
+    tls = make_tls_files(tmp_path / "tls")
+    web_config = (
+        "tls_server_config:\n"
+        f"  cert_file: {tls.server_cert}\n"
+        f"  key_file: {tls.server_key}\n"
+        "  client_auth_type: RequireAndVerifyClientCert\n"
+        f"  client_ca_file: {tls.ca}\n"
+        "basic_auth_users:\n"
+        f"  alice: '{bcrypt_hash('wonderland')}'\n"
+    )
+    backfill = [
+        trace_counter(
+            "nab_elb_request_count_5min", {"namespace": "shop", "workload": "web"},
+            points=48, end=end,
+        )
+    ]  # fmt: skip
+    password = tmp_path / "password"
+    password.write_text("wonderland\n")
+    with PrometheusServer.start(
+        tmp_path / "prom",
+        backfill=backfill,
+        web_config=web_config,
+        ca_file=tls.ca,
+        basic_auth=("alice", "wonderland"),
+        client_cert=(tls.client_cert, tls.client_key),
+    ) as server:
+        assert server.url.startswith("https://")
+        good: dict[str, object] = {
+            "basic_auth": {"username": "alice", "password_file": str(password)},
+            "tls": {
+                "ca_file": str(tls.ca),
+                "cert_file": str(tls.client_cert),
+                "key_file": str(tls.client_key),
+            },
+        }
+        got = source(server.url, **good).history_by(RATE, end - 3600, end, 300)
+        assert ("shop", "web") in got
+        insecure = {**good, "tls": {**good["tls"], "ca_file": None, "insecure_skip_verify": True}}  # type: ignore[dict-item]
+        assert ("shop", "web") in source(server.url, **insecure).history_by(
+            RATE, end - 3600, end, 300
+        )
+        no_ca = {**good, "tls": {**good["tls"], "ca_file": None}}  # type: ignore[dict-item]
+        with pytest.raises(PermanentError, match="TLS failed"):
+            source(server.url, **no_ca).history_by(RATE, end - 3600, end, 300)
+        wrong = {**good, "basic_auth": {"username": "alice", "password": "nope"}}
+        with pytest.raises(PermanentError, match=r"401.*basic auth"):
+            source(server.url, **wrong).history_by(RATE, end - 3600, end, 300)
+        no_client_cert = {**good, "tls": {"ca_file": str(tls.ca)}}
+        with pytest.raises(PermanentError, match="TLS failed.*cert_file"):
+            source(server.url, **no_client_cert).history_by(RATE, end - 3600, end, 300)
