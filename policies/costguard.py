@@ -137,6 +137,7 @@ class _Shortfall:
     """
 
     __slots__ = ("_segments",)
+    _segments: tuple[tuple[float, float, float, float, float], ...]
 
     def __init__(self, forecast: ForecastRequest) -> None:
         pts = [(u, v / forecast.capacity_per_replica) for u, v in forecast.points()]
@@ -152,12 +153,12 @@ class _Shortfall:
             segs.append((1.0 - ub, vb, max(0.0, vb + slope * (1.0 - ub))))
         else:
             segs.append((1.0 - u0, v0, v0))
-        self._segments = tuple(s for s in segs if s[0] > 0)
+        # (width, a, b, hi, lo): hi/lo precomputed, this runs once per replica handed out
+        self._segments = tuple((w, a, b, max(a, b), min(a, b)) for w, a, b in segs if w > 0)
 
     def __call__(self, n: float) -> float:
         total = 0.0
-        for width, a, b in self._segments:
-            hi, lo = max(a, b), min(a, b)
+        for width, a, b, hi, lo in self._segments:
             if hi <= n:
                 continue
             if lo >= n:
@@ -196,6 +197,8 @@ class _Item:
     replicas: int
     #: why this workload stopped below target (budget) - filled in when it does
     stopped: str = ""
+    #: expected shortfall at ``replicas`` (cached: each step needs it and the next one)
+    shortfall: float = 0.0
 
 
 def allocate(request: AllocationRequest, now: datetime | None = None) -> AllocationResult:
@@ -275,6 +278,7 @@ def _fill(items: Sequence[_Item], money_left: Decimal) -> None:
                 else _UniformGap(it.lo, it.target)
             )
             curves[it.index] = curve
+            it.shortfall = curve(it.replicas)
             heapq.heappush(heap, (-_value(curve, it), it.workload.name, it.index))
         for it in free:
             it.replicas = it.target
@@ -282,6 +286,14 @@ def _fill(items: Sequence[_Item], money_left: Decimal) -> None:
         while heap:
             _, _, index = heapq.heappop(heap)
             it = by_index[index]
+            if not heap and it.price <= money_left:
+                # Alone in the tier now: it would be popped again and again, so buy
+                # what it still wants (or what the money allows) in one step.
+                count = min(it.target - it.replicas, int(money_left // it.price))
+                it.replicas += count
+                money_left -= it.price * count
+                if it.replicas >= it.target:
+                    continue
             if it.price > money_left:
                 # Money only goes down from here, so this workload is done; cheaper
                 # replicas of other workloads (this tier, then lower) may still fit.
@@ -292,13 +304,14 @@ def _fill(items: Sequence[_Item], money_left: Decimal) -> None:
                 continue
             it.replicas += 1
             money_left -= it.price
+            it.shortfall = curves[index](it.replicas)
             if it.replicas < it.target:
                 heapq.heappush(heap, (-_value(curves[index], it), it.workload.name, index))
 
 
 def _value(curve: _Shortfall | _UniformGap, it: _Item) -> float:
     """Expected under-provisioning (replicas) removed by the next replica, per $/h."""
-    gain = max(0.0, curve(it.replicas) - curve(it.replicas + 1))
+    gain = max(0.0, it.shortfall - curve(it.replicas + 1))
     return gain / float(it.price)
 
 
