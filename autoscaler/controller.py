@@ -233,6 +233,20 @@ def shadow_record(r: WorkloadResult) -> dict[str, Any]:
     }
 
 
+def _ledger_from_status(budget: Budget, when: datetime) -> LedgerState | None:
+    """A ledger seeded from a CostBudget status written this month, else None."""
+    status = budget.status
+    stamp = str(status.get("lastUpdateTime") or "")
+    try:
+        as_of = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        spent = Decimal(str(status.get("spendDollars", 0)))
+    except (ValueError, ArithmeticError):
+        return None
+    if as_of.tzinfo is None or month_key(as_of) != month_key(when) or as_of > when or spent < 0:
+        return None
+    return LedgerState(month=month_key(as_of), as_of=as_of, spent=spent)
+
+
 @dataclass(frozen=True)
 class ShadowSummary:
     """How ForecastOnly decisions of one workload compare with what happened."""
@@ -354,6 +368,7 @@ class Controller:
         self.workloads: dict[str, Workload] = {}
         self.ledgers: dict[str, LedgerState] = {}
         self._ledgers_loaded = False
+        self._ledgers_leader = False
         self._autoscalers: list[PredictiveAutoscaler] = []
         self._budgets: list[Budget] = []
         self.last_report: ReconcileReport | None = None
@@ -711,11 +726,30 @@ class Controller:
 
     # ------------------------------------------------------------------ cost guard
 
-    def _load_ledgers(self) -> None:
-        if self._ledgers_loaded:
+    def _load_ledgers(self, leader: bool, when: datetime) -> None:
+        """Load the ledgers at start, and again on becoming leader.
+
+        A new leader takes over from what the old one persisted (the file, on a shared
+        volume), and for an environment the file lacks, from the spend the old leader
+        wrote into the CostBudget status (same month only): a failover loses no spend.
+        A corrupt file raises: the spend is never silently reset to zero.
+        """
+        if self._ledgers_loaded and not (leader and not self._ledgers_leader):
             return
-        self.ledgers = dict(self.ledger_store.load())  # a corrupt file raises: never reset to 0
+        loaded = dict(self.ledger_store.load())
+        for budget in self._budgets:
+            if budget.name in loaded:
+                continue
+            seeded = _ledger_from_status(budget, when)
+            if seeded is not None:
+                loaded[budget.name] = seeded
+        for name, state in self.ledgers.items():
+            # Keep what we accrued ourselves if it is further along than the file.
+            if name not in loaded or loaded[name].as_of < state.as_of:
+                loaded[name] = state
+        self.ledgers = loaded
         self._ledgers_loaded = True
+        self._ledgers_leader = leader
 
     def _guard(
         self,
@@ -733,8 +767,8 @@ class Controller:
                 envs.setdefault(env, []).append(key)
         if not envs:
             return [], {}
-        self._load_ledgers()
         when = _dt(now)
+        self._load_ledgers(leader, when)
         results: list[EnvironmentResult] = []
         out: dict[str, tuple[Decision, int, float, str]] = {}
         dirty = False

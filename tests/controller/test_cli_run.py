@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -22,27 +20,7 @@ from simulations.clock import SimClock
 from tests.controller.test_controller import REPLICA_PRICE, budget_doc, deployment, pa_doc
 from tests.integration.promfixture import (
     PrometheusServer,
-    aligned_now,
-    require_prometheus,
-    standard_backfill,
 )
-
-
-@pytest.fixture(scope="module")
-def end() -> int:
-    return aligned_now(60) - 60
-
-
-@pytest.fixture(scope="module")
-def prom(tmp_path_factory: pytest.TempPathFactory, end: int) -> Iterator[PrometheusServer]:
-    require_prometheus()
-    server = PrometheusServer.start(
-        tmp_path_factory.mktemp("prom-cli"), backfill=standard_backfill(end)
-    )
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def write_config(tmp_path: Path, prom: PrometheusServer) -> Path:
@@ -51,7 +29,7 @@ def write_config(tmp_path: Path, prom: PrometheusServer) -> Path:
         yaml.safe_dump(
             {
                 "prometheus": {"url": prom.url, "step_seconds": 60, "backfill_seconds": 21600},
-                "loop": {"stale_after_seconds": 600},
+                "loop": {"stale_after_seconds": 3600},
                 "ledger": {"path": str(tmp_path / "ledger.json")},
                 "shadow": {"path": str(tmp_path / "shadow.jsonl")},
             }

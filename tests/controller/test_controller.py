@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,30 +27,10 @@ from autoscaler.store import DecisionStore
 from simulations.clock import SimClock
 from tests.integration.promfixture import (
     PrometheusServer,
-    aligned_now,
-    require_prometheus,
-    standard_backfill,
 )
 
 QUERY = "rate(http_requests_total[2m])"
 METRIC = "autoscaler_desired_replicas"
-
-
-@pytest.fixture(scope="module")
-def end() -> int:
-    return aligned_now(60) - 60
-
-
-@pytest.fixture(scope="module")
-def prom(tmp_path_factory: pytest.TempPathFactory, end: int) -> Iterator[PrometheusServer]:
-    require_prometheus()
-    server = PrometheusServer.start(
-        tmp_path_factory.mktemp("prom-ctl"), backfill=standard_backfill(end)
-    )
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def pa_doc(namespace: str, name: str, target: str | None = None, **spec: Any) -> dict[str, Any]:
