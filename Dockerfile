@@ -39,6 +39,10 @@ LABEL org.opencontainers.image.title="predictive-autoscaler" \
 # 65532 is the conventional "nonroot" uid; the Deployment sets the same ids.
 RUN groupadd --system --gid 65532 autoscaler \
  && useradd --system --uid 65532 --gid 65532 --no-create-home --shell /usr/sbin/nologin autoscaler
+# The state directory (spend ledger) must belong to the runtime user: a fresh named
+# volume or emptyDir mounted here takes its ownership from the image.
+RUN mkdir -p /var/lib/predictive-autoscaler \
+ && chown 65532:65532 /var/lib/predictive-autoscaler
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
