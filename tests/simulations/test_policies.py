@@ -1,0 +1,122 @@
+"""Every registered policy (contract), the stock HPAs' steady state, our pass-through, budgets."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.errors import InputError
+from models.traces import load_trace
+from policies.budget import BudgetRequest
+from simulations.engine import demand_from_rate
+from simulations.policies import (
+    POLICIES,
+    HpaCpu,
+    HpaRps,
+    Predictive,
+    PredictiveSettings,
+    RunContext,
+    make_policy,
+    parse_policies,
+)
+from simulations.workloads import custom_workload
+from tests.simulations.test_engine import noisy_daily, write_trace
+
+
+def _ctx(tmp_path: Path, values: list[float], budget: BudgetRequest | None = None) -> RunContext:
+    trace = load_trace(write_trace(tmp_path / "t.csv", values))
+    w = custom_workload(capacity_rps=20.0, startup_seconds=90.0, min_replicas=2, max_replicas=60)
+    return RunContext(demand_from_rate(trace.rate_per_second, trace.step_seconds), w, budget=budget)
+
+
+@pytest.mark.parametrize("kind", sorted(POLICIES), ids=sorted(POLICIES))
+def test_every_registered_policy_runs_within_bounds(kind: str, tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, noisy_daily(0.1, seed=3))
+    policy = make_policy(kind)
+    if isinstance(policy, Predictive):
+        policy.settings = PredictiveSettings(model="last")
+    tl = policy.run(ctx)
+    n = len(ctx.demand)
+    assert tl.replicas.shape == tl.ready.shape == tl.alive.shape == (n,)
+    assert np.all(tl.ready <= tl.alive)
+    assert tl.replicas.min() >= ctx.workload.min_replicas
+    assert tl.replicas.max() <= ctx.workload.max_replicas
+    assert np.array_equal(tl.demand, ctx.demand.rate)
+
+
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ("hpa-gpu", "unknown policy"),
+        ("hpa-cpu@seventy", "whole percentage"),
+        ("predictive@1.5", "outside (0, 1)"),
+        ("static@0", "at least one pod"),
+        ("oracle@3", "no parameter"),
+    ],
+    ids=["unknown", "bad-target", "bad-quantile", "static-zero", "oracle-param"],
+)
+def test_bad_policy_names_are_input_errors(text: str, problem: str) -> None:
+    with pytest.raises(InputError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        make_policy(text)
+
+
+def test_policy_lists() -> None:
+    assert [p.name for p in parse_policies("hpa-cpu, predictive@0.95 ,oracle")] == [
+        "hpa-cpu",
+        "predictive@0.95",
+        "oracle",
+    ]
+    with pytest.raises(InputError, match="twice"):
+        parse_policies("oracle,oracle")
+
+
+@pytest.mark.parametrize("policy", [HpaCpu(), HpaRps()], ids=["hpa-cpu", "hpa-rps"])
+def test_stock_hpa_settles_at_its_target(policy: HpaCpu | HpaRps, tmp_path: Path) -> None:
+    """Constant 30/s on 20/s pods at a 70 % target: ceil(30 / 14) = 3 replicas."""
+    ctx = _ctx(tmp_path, [1800.0] * 60)
+    tl = policy.run(ctx)
+    want = math.ceil(30.0 / (20.0 * 0.7))
+    assert set(tl.replicas[-100:]) == {want}
+
+
+def test_predictive_replicas_pass_through_the_hpa(tmp_path: Path) -> None:
+    """What decide() wants is what the emulated HPA sets, whenever the HPA can express it.
+
+    Up: at once (within the legacy limit of 2x per sync): exactly the decision when it
+    is outside the HPA's tolerance band, else the smallest count that escapes the band
+    (``served_value`` never leaves us short). Down: the HPA's 300-s stabilisation holds
+    the highest recent recommendation.
+    """
+    ctx = _ctx(tmp_path, noisy_daily(0.25, seed=9))
+    tl = Predictive(PredictiveSettings(model="last")).run(ctx)
+    desired = tl.extra["desired"]
+    prev = np.concatenate([[tl.replicas[0]], tl.replicas[:-1]])
+    up = (desired > prev) & (desired <= 2 * prev)
+    assert up.any()
+    outside_band = up & (desired > 1.1 * prev)
+    assert outside_band.any() and (up & ~outside_band).any()
+    assert np.array_equal(tl.replicas[outside_band], desired[outside_band])
+    assert np.all(tl.replicas[up] >= desired[up])
+    assert np.array_equal(tl.replicas[up], np.ceil(tl.extra["served_value"][up]))
+    assert np.all(tl.replicas >= np.minimum(desired, 2 * prev))
+    # Never more than the highest HPA outcome of our served values in the last 300 s.
+    outcome = np.ceil(tl.extra["served_value"])
+    window = 300 // 15
+    for i in range(window, len(desired)):
+        assert tl.replicas[i] <= max(outcome[i - window + 1 : i + 1].max(), prev[i])
+
+
+def test_budget_caps_predictive_replicas(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, noisy_daily(0.1, seed=4))
+    free = Predictive(PredictiveSettings(model="last")).run(ctx)
+    price = ctx.workload.hourly_price
+    cap_replicas = int(free.replicas.max()) - 3
+    budget = BudgetRequest(hourly_limit=(cap_replicas + 0.5) * price, mode="hard")
+    ctx_b = _ctx(tmp_path, noisy_daily(0.1, seed=4), budget)
+    capped = Predictive(PredictiveSettings(model="last")).run(ctx_b)
+    assert capped.replicas.max() <= cap_replicas
+    assert capped.extra["budget_clamped"].any()
+    assert capped.alive.sum() < free.alive.sum()
