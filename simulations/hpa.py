@@ -60,6 +60,7 @@ __all__ = [
     "calc_object",
     "calc_pods_metric",
     "calc_resource",
+    "calc_resource_average_value",
     "convert_with_legacy_rules",
     "default_scale_down_rules",
     "default_scale_up_rules",
@@ -329,6 +330,7 @@ def calc_resource(
     tolerance: float | Tolerances = DEFAULT_TOLERANCE,
     *,
     resource: str = "cpu",
+    container: str | None = None,
     unmatched_samples: Mapping[str, int] | None = None,
     cpu_initialization_period: float = DEFAULT_CPU_INITIALIZATION_PERIOD_SECONDS,
     delay_of_initial_readiness_status: float = DEFAULT_INITIAL_READINESS_DELAY_SECONDS,
@@ -337,7 +339,9 @@ def calc_resource(
 
     Upstream ``GetResourceReplicas``. ``unmatched_samples`` are samples whose pod name
     matches no listed pod (they count toward "were there any metrics" but never toward
-    the ratio). Raises ``MetricUnavailable`` where upstream returns an error.
+    the ratio). ``container`` only names the container in error messages (the pods'
+    numbers are already that container's). Raises ``MetricUnavailable`` where upstream
+    returns an error.
     """
     if target_utilization <= 0:
         raise InputError("target.averageUtilization", f"must be > 0, got {target_utilization}", "")
@@ -366,7 +370,10 @@ def calc_resource(
     requests: dict[str, int] = {}
     for pod in pods:
         if pod.request_milli_cpu is None:
-            raise MetricUnavailable(f"missing request for {resource} in Pod {pod.name}")
+            raise MetricUnavailable(
+                f"missing request for {resource} in container {container or '(any)'}"
+                f" of Pod {pod.name}"
+            )
         requests[pod.name] = pod.request_milli_cpu
 
     ratio, utilization, raw = _utilization_ratio(metrics, requests, target_utilization)
@@ -435,35 +442,34 @@ def _usage_ratio(metrics: Mapping[str, int], target_milli: int) -> tuple[float, 
     return usage / target_milli, usage
 
 
-def calc_pods_metric(
+def _calc_plain(
     current_replicas: int,
     pods: Sequence[PodInfo],
+    samples: Mapping[str, MetricSample],
     target_milli: int,
     now: float,
-    tolerance: float | Tolerances = DEFAULT_TOLERANCE,
-    *,
-    unmatched_samples: Mapping[str, int] | None = None,
+    tol: Tolerances,
+    resource: str,
+    unmatched_samples: Mapping[str, int] | None,
+    cpu_initialization_period: float,
+    delay_of_initial_readiness_status: float,
+    no_samples_error: str,
 ) -> ReplicaResult:
-    """Replica proposal for a ``Pods`` metric (``AverageValue`` per pod, milli-units).
+    """Upstream ``calcPlainMetricReplicas``: an average per pod against a target.
 
-    Upstream ``calcPlainMetricReplicas``: as for CPU, but readiness and start time play no
-    part (only ``Pending`` pods are unready), and on a scale-down a missing pod counts as
-    using exactly the target.
+    As for utilization, but the ratio is the (truncated) average sample over the target,
+    and on a scale-down a missing pod counts as using exactly the target.
     """
-    if target_milli <= 0:
-        raise InputError("target.averageValue", f"must be > 0, got {target_milli}m", "")
-    tol = _tolerances(tolerance)
-    samples = {
-        p.name: MetricSample(p.metric_value_milli) for p in pods if p.metric_value_milli is not None
-    }
     metrics: dict[str, int] = {name: s.value for name, s in samples.items()}
     for name, value in (unmatched_samples or {}).items():
         metrics.setdefault(name, value)
     if not metrics:
-        raise MetricUnavailable("unable to get metric: no metrics returned from custom metrics API")
+        raise MetricUnavailable(no_samples_error)
     if not pods:
         raise MetricUnavailable("no pods returned by selector while calculating replica count")
-    groups = group_pods(pods, samples, "", now)
+    groups = group_pods(
+        pods, samples, resource, now, cpu_initialization_period, delay_of_initial_readiness_status
+    )
     for name in groups.ignored | groups.unready:
         metrics.pop(name, None)
     if not metrics:
@@ -496,6 +502,75 @@ def calc_pods_metric(
     ):
         return ReplicaResult(current_replicas, usage)
     return ReplicaResult(new_replicas, usage)
+
+
+def calc_pods_metric(
+    current_replicas: int,
+    pods: Sequence[PodInfo],
+    target_milli: int,
+    now: float,
+    tolerance: float | Tolerances = DEFAULT_TOLERANCE,
+    *,
+    unmatched_samples: Mapping[str, int] | None = None,
+) -> ReplicaResult:
+    """Replica proposal for a ``Pods`` metric (``AverageValue`` per pod, milli-units).
+
+    Each pod's sample is ``PodInfo.metric_value_milli``. Readiness and start time play no
+    part (only ``Pending`` pods are unready); see ``_calc_plain``.
+    """
+    if target_milli <= 0:
+        raise InputError("target.averageValue", f"must be > 0, got {target_milli}m", "")
+    samples = {
+        p.name: MetricSample(p.metric_value_milli) for p in pods if p.metric_value_milli is not None
+    }
+    return _calc_plain(
+        current_replicas,
+        pods,
+        samples,
+        target_milli,
+        now,
+        _tolerances(tolerance),
+        "",
+        unmatched_samples,
+        DEFAULT_CPU_INITIALIZATION_PERIOD_SECONDS,
+        DEFAULT_INITIAL_READINESS_DELAY_SECONDS,
+        "unable to get metric: no metrics returned from custom metrics API",
+    )
+
+
+def calc_resource_average_value(
+    current_replicas: int,
+    pods: Sequence[PodInfo],
+    target_milli: int,
+    now: float,
+    tolerance: float | Tolerances = DEFAULT_TOLERANCE,
+    *,
+    resource: str = "cpu",
+    unmatched_samples: Mapping[str, int] | None = None,
+    cpu_initialization_period: float = DEFAULT_CPU_INITIALIZATION_PERIOD_SECONDS,
+    delay_of_initial_readiness_status: float = DEFAULT_INITIAL_READINESS_DELAY_SECONDS,
+) -> ReplicaResult:
+    """Replica proposal for a ``Resource``/``ContainerResource`` ``AverageValue`` target.
+
+    Upstream ``GetRawResourceReplicas``: the plain-metric rules of ``_calc_plain`` on the
+    pods' usage samples, with the CPU readiness rules of ``group_pods`` (for CPU).
+    """
+    if target_milli <= 0:
+        raise InputError("target.averageValue", f"must be > 0, got {target_milli}m", "")
+    return _calc_plain(
+        current_replicas,
+        pods,
+        _cpu_samples(pods, now),
+        target_milli,
+        now,
+        _tolerances(tolerance),
+        resource,
+        unmatched_samples,
+        cpu_initialization_period,
+        delay_of_initial_readiness_status,
+        f"unable to get metrics for resource {resource}: "
+        "no metrics returned from resource metrics API",
+    )
 
 
 def _value_target_replicas(

@@ -24,6 +24,7 @@ from simulations.hpa import (
     Tolerances,
     calc_pods_metric,
     calc_resource,
+    calc_resource_average_value,
     default_scale_up_rules,
     replicas_from_cpu,
     replicas_from_external,
@@ -231,6 +232,21 @@ def test_cpu_warm_up_needs_one_metric_window_after_readiness() -> None:
     assert fresh.utilization == 10
     settled = calc_resource(2, [pod(20.0), busy], 50, now)
     assert settled.utilization == 50
+
+
+def test_cpu_average_value_target_uses_plain_metric_rules() -> None:
+    settled = [
+        PodInfo(n, request_milli_cpu=500, usage_milli_cpu=u)
+        for n, u in (("a", 300), ("b", 600), ("c", 900))
+    ]
+    # Average 600m against 400m: ratio 1.5 -> ceil(1.5 * 3) = 5.
+    result = calc_resource_average_value(3, settled, 400, now=0.0)
+    assert (result.replicas, result.raw_milli) == (5, 600)
+    # A not-Ready pod is unready for CPU; on a scale-up it counts as 0:
+    # (300 + 600 + 900 + 0) / 4 = 450 -> ratio 1.125 -> ceil(1.125 * 4) = 5.
+    starting = PodInfo("d", ready=False, request_milli_cpu=500, usage_milli_cpu=2000)
+    result = calc_resource_average_value(4, [*settled, starting], 400, now=0.0)
+    assert (result.replicas, result.raw_milli) == (5, 600)
 
 
 def test_per_direction_tolerance_from_behavior() -> None:

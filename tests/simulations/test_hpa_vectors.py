@@ -31,6 +31,7 @@ from simulations.hpa import (
     calc_object,
     calc_pods_metric,
     calc_resource,
+    calc_resource_average_value,
     convert_with_legacy_rules,
     count_ready_pods,
     default_scale_down_rules,
@@ -124,7 +125,18 @@ def _check_normalize(case: dict[str, Any], constants: dict[str, Any]) -> None:
 
 
 def _check_stabilize(case: dict[str, Any], constants: dict[str, Any]) -> None:
-    behavior = case["behavior"] if case["behavior"] is not None else {}
+    # README: only the two windows matter here, used as written, 0 where unset (no
+    # defaulting to the controller's 300 s).
+    given = case["behavior"] or {}
+    behavior = {
+        direction: {
+            "stabilizationWindowSeconds": (given.get(direction) or {}).get(
+                "stabilizationWindowSeconds"
+            )
+            or 0
+        }
+        for direction in ("scaleUp", "scaleDown")
+    }
     ctl = _controller(case, constants, behavior)
     got = ctl.stabilize(case["now"], case["currentReplicas"], case["prenormalizedDesiredReplicas"])
     assert got == case["expectedReplicas"]
@@ -256,8 +268,19 @@ def _check_replicas(case: dict[str, Any], constants: dict[str, Any]) -> None:
     unmatched = {m["name"]: m["usageMilliCPU"] for m in case.get("unmatchedPodMetrics", [])}
 
     def run() -> ReplicaResult:
+        if metric_type in ("Resource", "ContainerResource") and case["targetType"] != "Utilization":
+            return calc_resource_average_value(
+                current,
+                pods,
+                case["targetMilli"],
+                now,
+                tolerance,
+                resource=case.get("resource", "cpu"),
+                unmatched_samples=unmatched,
+                cpu_initialization_period=constants["cpuInitializationPeriodSeconds"],
+                delay_of_initial_readiness_status=constants["delayOfInitialReadinessStatusSeconds"],
+            )
         if metric_type in ("Resource", "ContainerResource"):
-            assert case["targetType"] == "Utilization"
             return calc_resource(
                 current,
                 pods,
@@ -265,6 +288,7 @@ def _check_replicas(case: dict[str, Any], constants: dict[str, Any]) -> None:
                 now,
                 tolerance,
                 resource=case.get("resource", "cpu"),
+                container=case.get("container"),
                 unmatched_samples=unmatched,
                 cpu_initialization_period=constants["cpuInitializationPeriodSeconds"],
                 delay_of_initial_readiness_status=constants["delayOfInitialReadinessStatusSeconds"],
