@@ -80,11 +80,9 @@ def _time(value: float | None) -> float:
 def _controller(
     case: dict[str, Any], constants: dict[str, Any], behavior: Any
 ) -> HorizontalController:
-    min_replicas = case.get("minReplicas")
-    max_replicas = case.get("maxReplicas")
     ctl = HorizontalController(
-        min_replicas=1 if min_replicas is None else min_replicas,
-        max_replicas=max(1, max_replicas or 1, min_replicas or 1),
+        min_replicas=1,
+        max_replicas=1,
         behavior=behavior,
         downscale_stabilization_seconds=case.get(
             "downscaleStabilizationWindowSeconds",
@@ -93,6 +91,12 @@ def _controller(
         legacy_scale_up_factor=constants.get("scaleUpLimitFactorInUpstreamTests", 2.0),
         legacy_scale_up_minimum=constants.get("scaleUpLimitMinimum", 4.0),
     )
+    # Bounds as the case gives them, without the constructor's validation: upstream's
+    # unit tests call the functions directly. A null bound is one the stage does not use.
+    min_replicas = case.get("minReplicas")
+    max_replicas = case.get("maxReplicas")
+    ctl.min_replicas = 1 if min_replicas is None else min_replicas
+    ctl.max_replicas = 2**31 - 1 if max_replicas is None else max_replicas
     ctl.recommendations = [
         Recommendation(_time(r["time"]), r["replicas"]) for r in case.get("recommendations", [])
     ]
@@ -245,7 +249,7 @@ def _pod(raw: dict[str, Any], now: float, window: float | None, metric_ts: float
     return PodInfo(
         name=raw["name"],
         phase=raw.get("phase", "Running"),
-        ready=raw.get("ready"),
+        ready=None if raw.get("readyConditionMissing") else raw.get("ready"),
         start_time=None if raw.get("startTimeMissing") else _ago(raw.get("startSecondsAgo"), now),
         ready_transition_time=_ago(raw.get("readyTransitionSecondsAgo"), now),
         deleting=raw.get("deleting", False),
@@ -265,7 +269,10 @@ def _check_replicas(case: dict[str, Any], constants: dict[str, Any]) -> None:
     tolerance = case.get("tolerance", constants.get("tolerance", 0.1))
     metric_type = case["metricType"]
     current = case["currentReplicas"]
-    unmatched = {m["name"]: m["usageMilliCPU"] for m in case.get("unmatchedPodMetrics", [])}
+    unmatched = {
+        m["name"]: m["usageMilliCPU"] if "usageMilliCPU" in m else m["metricValueMilli"]
+        for m in case.get("unmatchedPodMetrics", [])
+    }
 
     def run() -> ReplicaResult:
         if metric_type in ("Resource", "ContainerResource") and case["targetType"] != "Utilization":
