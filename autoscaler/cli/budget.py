@@ -14,6 +14,9 @@ with exit status 2. This module reads the wall clock only to fill a missing
 from __future__ import annotations
 
 import json
+import math
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,10 +28,12 @@ from pydantic import ValidationError
 from models.errors import InputError
 from policies.budget import (
     AllocationRequest,
+    BudgetRequest,
     CostBudgetManifest,
     input_error,
 )
 from policies.costguard import allocate
+from policies.ledger import LedgerState, Projection, accrue, project
 
 HELP = "Cost guard: clamp replicas to an environment's budget, by priority."
 
@@ -214,11 +219,289 @@ def _yaml_line(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
 
 # -------------------------------------------------------------------------- report
 
+#: Frontier budgets as fractions of the oracle's peak hourly cost (what just enough
+#: capacity at the busiest moment costs): from "a third of it" to "more than enough".
+FRONTIER_FRACTIONS = (0.35, 0.5, 0.65, 0.8, 0.95, 1.1)
+
+DEFAULT_SCENARIO = "demo-budget"
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One run of the report: a policy under one budget, scored by the simulator."""
+
+    label: str
+    policy: str
+    hourly_limit: float | None
+    cost_usd: float
+    slo_violation_minutes: float
+    tau_u_pct: float
+    clamped_ticks: int | None
+    ticks: int
+    #: spend integrated by the ledger from the pods that ran, and its month projection
+    ledger_spent: float
+    month: str
+    burn_rate: float
+    projected: float
+    #: % of ticks where the pods that existed cost more than the hourly limit
+    over_limit_pct: float | None = None
+    alerts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Job:
+    scenario: dict[str, Any]
+    base: str
+    policy: str
+    label: str
+    budget: dict[str, Any] | None
+
+
+def _run_job(job: _Job) -> ReportRow:
+    """Run one policy on the scenario (in a worker process) and summarise it."""
+    from simulations.policies import make_policy
+    from simulations.report import score_timeline
+    from simulations.scenario import Result, prepare, run_policy, scenario_from_dict
+
+    data = dict(job.scenario)
+    data["budget"] = job.budget
+    prepared = prepare(scenario_from_dict(data, job.label), Path(job.base))
+    timeline = run_policy(prepared, make_policy(job.policy, "budget report"))
+    score, _ = score_timeline(timeline, Result(prepared, {job.policy: timeline}))
+    budget = prepared.scenario.budget
+    ledger, rate, projection = _ledger_of(
+        timeline.times,
+        timeline.alive,
+        prepared.workload.hourly_price,
+        prepared.demand.tick_seconds,
+        budget,
+    )
+    limit = None if budget is None else budget.hourly_limit
+    over = None
+    if limit is not None:
+        cost = [int(a) * prepared.workload.hourly_price for a in timeline.alive]
+        over = 100.0 * sum(c > limit * (1 + 1e-9) for c in cost) / max(1, len(cost))
+    return ReportRow(
+        label=job.label,
+        policy=job.policy,
+        hourly_limit=limit,
+        cost_usd=score.cost_usd,
+        slo_violation_minutes=score.slo_violation_minutes,
+        tau_u_pct=score.tau_u_pct,
+        clamped_ticks=score.budget_clamped_ticks,
+        ticks=len(timeline.times),
+        ledger_spent=float(sum(ledger.closed_months.values(), ledger.spent)),
+        month=ledger.month,
+        burn_rate=rate,
+        projected=projection.projected,
+        over_limit_pct=over,
+        alerts=projection.alerts,
+    )
+
+
+def _ledger_of(
+    times: Any, alive: Any, price: float, tick_seconds: float, budget: BudgetRequest | None
+) -> tuple[LedgerState, float, Projection]:
+    """Integrate the pods that ran through the spend ledger; project to month end.
+
+    The pods alive at a tick run until the next one (the last tick lasts one tick), as
+    the simulator's scorer charges them.
+    """
+    start = datetime.fromtimestamp(float(times[0]), UTC)
+    state = LedgerState.start(start)
+    prices = {"workload": price}
+    for i in range(len(times)):
+        end = datetime.fromtimestamp(float(times[i]) + tick_seconds, UTC)
+        state, _ = accrue(state, {"workload": int(alive[i])}, prices, end)
+    # Burn rate: the average cost over the last simulated hour.
+    last = alive[-max(1, int(3600 / tick_seconds)) :]
+    rate = float(sum(int(a) for a in last)) / len(last) * price
+    projection = project(
+        state,
+        state.as_of,
+        [rate],
+        monthly_limit=None if budget is None else budget.monthly_limit,
+    )
+    return state, rate, projection
+
 
 def report_command(
     scenario: Annotated[
-        Path | None, typer.Argument(help="Scenario YAML (default: the demo scenario).")
+        str,
+        typer.Argument(help="Scenario YAML, or a bundled scenario's name."),
+    ] = DEFAULT_SCENARIO,
+    frontier: Annotated[
+        bool,
+        typer.Option(
+            "--frontier", help="Sweep hourly budgets: SLO-violation minutes against dollars."
+        ),
+    ] = False,
+    budgets: Annotated[
+        str | None,
+        typer.Option(
+            help="Frontier hourly limits in $/h, comma-separated"
+            " (default: fractions of the oracle's peak hourly cost)."
+        ),
     ] = None,
+    days: Annotated[
+        float | None,
+        typer.Option(help="Replay only this many days from the scenario's start."),
+    ] = None,
+    png: Annotated[Path, typer.Option(help="Where --frontier writes the curve.")] = Path(
+        "out/budget-frontier.png"
+    ),
+    workers: Annotated[int, typer.Option(help="Simulation processes.")] = 2,
 ) -> None:
-    """Spend, projection and clamps; what a budget costs in SLO (not built yet)."""
-    raise InputError("budget report", "not implemented yet", "use budget allocate")
+    """Spend, projection and clamps of a scenario's budget; what it costs in SLO."""
+    from simulations.scenario import load_scenario
+
+    if workers < 1:
+        raise InputError("--workers", f"{workers} workers", "use 1 or more")
+    if days is not None and days <= 0:
+        raise InputError("--days", f"{days} days", "give a positive number of days")
+    sc, base = load_scenario(scenario)
+    if days is not None:
+        sc = sc.model_copy(update={"period": sc.period.model_copy(update={"days": days})})
+    if sc.budget is None and not frontier:
+        raise InputError(
+            str(scenario),
+            "the scenario has no budget",
+            "add a budget: block (hourlyLimit, monthlyLimit, ...) or use --frontier",
+        )
+    data = sc.model_dump(mode="json", exclude_none=True)
+    data.pop("budget", None)
+    own = None if sc.budget is None else sc.budget.model_dump(mode="json", exclude_none=True)
+    jobs = [
+        _Job(data, str(base), "hpa-cpu", "hpa-cpu (no budget)", None),
+        _Job(data, str(base), "oracle", "oracle (no budget)", None),
+        _Job(data, str(base), "predictive", "predictive, no budget", None),
+    ]
+    if own is not None:
+        jobs.append(_Job(data, str(base), "predictive", "predictive, scenario budget", own))
+    if frontier:
+        peak = _oracle_peak_cost(data, base)
+        limits = _parse_budgets(budgets) if budgets else [peak * f for f in FRONTIER_FRACTIONS]
+        for limit in limits:
+            b = dict(own or {})
+            b["hourly_limit"] = round(limit, 6)
+            jobs.append(_Job(data, str(base), "predictive", f"predictive @ ${limit:.3f}/h", b))
+    typer.echo(
+        f"budget report: scenario {sc.name} ({len(jobs)} simulation runs on"
+        f" {min(workers, len(jobs))} processes)",
+        err=True,
+    )
+    rows = _run_all(jobs, workers)
+    typer.echo(_report_text(sc.name, rows))
+    if frontier:
+        _plot_frontier(rows, png, sc.name)
+        typer.echo(f"frontier written to {png}")
+
+
+def _parse_budgets(text: str) -> list[float]:
+    out = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            raise InputError("--budgets", f"{part!r} is not a number", "e.g. 0.3,0.5,0.8") from None
+        if not math.isfinite(value) or value < 0:
+            raise InputError("--budgets", f"{part!r} is not a dollar amount >= 0", "")
+        out.append(value)
+    return sorted(set(out))
+
+
+def _oracle_peak_cost(data: dict[str, Any], base: Path) -> float:
+    """$ per hour of the oracle's busiest moment: just enough capacity at the peak."""
+    from simulations.policies import make_policy
+    from simulations.scenario import prepare, run_policy, scenario_from_dict
+
+    prepared = prepare(scenario_from_dict(dict(data), "frontier"), base)
+    timeline = run_policy(prepared, make_policy("oracle", "frontier"))
+    return float(max(timeline.alive)) * prepared.workload.hourly_price
+
+
+def _run_all(jobs: list[_Job], workers: int) -> list[ReportRow]:
+    if workers == 1 or len(jobs) == 1:
+        return [_run_job(job) for job in jobs]
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        return list(pool.map(_run_job, jobs))
+
+
+def _report_text(name: str, rows: list[ReportRow]) -> str:
+    lines = [f"What the budget costs in SLO (scenario {name}; spend from the ledger):", ""]
+    header = (
+        f"{'run':32} {'limit $/h':>9} {'spend $':>9} {'SLO-viol min':>12} {'tauU %':>7}"
+        f" {'clamped':>8} {'over lim':>8} {'burn $/h':>8} {'month':>7} {'projected $':>11}"
+    )
+    lines += [header, "-" * len(header)]
+    for r in rows:
+        limit = "-" if r.hourly_limit is None else f"{r.hourly_limit:.3f}"
+        clamped = "-" if r.clamped_ticks is None else f"{100 * r.clamped_ticks / r.ticks:.1f}%"
+        over = "-" if r.over_limit_pct is None else f"{r.over_limit_pct:.1f}%"
+        lines.append(
+            f"{r.label:32} {limit:>9} {r.ledger_spent:9.2f} {r.slo_violation_minutes:12.1f}"
+            f" {r.tau_u_pct:7.2f} {clamped:>8} {over:>8} {r.burn_rate:8.3f} {r.month:>7}"
+            f" {r.projected:11.2f}"
+        )
+    alerts = [f"  {r.label}: {a}" for r in rows for a in r.alerts]
+    if alerts:
+        lines += ["", "alerts:", *alerts]
+    lines += [
+        "",
+        "spend: dollars integrated by the spend ledger from the pods that ran (ready or"
+        " starting); clamped: share of ticks where the guard lowered the predictive decision;"
+        " over lim: share of ticks where the pods that existed cost more than the hourly"
+        " limit (the emulated HPA's tolerance and scale-down stabilisation hold pods the"
+        " guard released); projected: this month's spend so far plus the last hour's burn"
+        " rate to month end.",
+    ]
+    return "\n".join(lines)
+
+
+def _plot_frontier(rows: list[ReportRow], path: Path, name: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    swept = sorted(
+        (r for r in rows if r.policy == "predictive" and r.hourly_limit is not None),
+        key=lambda r: r.hourly_limit or 0.0,
+    )
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    ax.plot(
+        [r.ledger_spent for r in swept],
+        [r.slo_violation_minutes for r in swept],
+        "o-",
+        color="tab:blue",
+        label="predictive + cost guard (hourly limit)",
+    )
+    for r in swept:
+        ax.annotate(
+            f"${r.hourly_limit:.2f}/h",
+            (r.ledger_spent, r.slo_violation_minutes),
+            textcoords="offset points",
+            xytext=(4, 6),
+            fontsize=8,
+        )
+    markers = {"hpa-cpu": ("s", "tab:red"), "oracle": ("*", "tab:green")}
+    for r in rows:
+        if r.hourly_limit is not None:
+            continue
+        marker, color = markers.get(r.policy, ("D", "tab:purple"))
+        ax.plot(
+            [r.ledger_spent], [r.slo_violation_minutes], marker, color=color, ms=9, label=r.label
+        )
+    ax.set_xlabel("spend over the replay ($)")
+    ax.set_ylabel("SLO-violation minutes (p99 > SLO)")
+    ax.set_title(f"What a budget costs in SLO: {name}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+    except OSError as err:
+        raise InputError(str(path), f"cannot write the PNG: {err.strerror}", "") from err
+    finally:
+        plt.close(fig)
