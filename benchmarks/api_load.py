@@ -11,15 +11,19 @@ What it measures, all in one run on the same machine:
    1,000 workloads (a forecaster ``update`` + ``predict`` per workload, then one
    ``publish`` of 1,000 values) every ``--reconcile-period`` seconds (the controller's
    15 s, compressed);
-4. ours, paced: 5 connections paced to about 1,000 req/s in total, under the reconcile
-   (and the baseline paced the same way, for the machine's wake-up latency);
+4. ours, paced: 5 connections, each waiting ``--pace-ms`` between requests (about
+   1,000 req/s in total), under the reconcile; the baseline is paced the same way, which
+   shows the machine's own wake-up latency;
 5. runs 2-4 again with the server in a child process (``ServerProcess``) that mirrors the
    store, so that the reconcile never holds the server's GIL.
+
+The configurations are interleaved over ``--rounds`` rounds and medians are printed, so
+that a shared machine's changing load affects them alike.
 
 Load comes from ``wrk`` (Debian package) in a separate process with 5 connections (the
 HPA controller's five workers); latency percentiles are wrk's. Run:
 
-    nice .venv/bin/python benchmarks/api_load.py --duration 10
+    nice .venv/bin/python benchmarks/api_load.py
 
 Figures and the command go to docs/benchmarks/api.md.
 """
@@ -160,7 +164,7 @@ class Reconciler:
         self.rng = rng
         self.durations: list[float] = []
         self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self.loop, name="reconcile", daemon=True)
+        self.thread = threading.Thread()
 
     def reconcile_once(self) -> None:
         start = time.perf_counter()
@@ -187,11 +191,13 @@ class Reconciler:
             self.stop_event.wait(max(0.0, self.period - (time.monotonic() - started)))
 
     def start(self) -> None:
+        self.stop_event.clear()
+        self.thread = threading.Thread(target=self.loop, name="reconcile", daemon=True)
         self.thread.start()
 
     def stop(self) -> None:
         self.stop_event.set()
-        self.thread.join(30)
+        self.thread.join(60)
 
 
 def trivial_app() -> FastAPI:
@@ -208,15 +214,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
     parser.add_argument("--connections", type=int, default=5, help="concurrent clients (HPA: 5)")
-    parser.add_argument(
-        "--model", default="seasonal-naive", help="forecaster for the reconcile load"
-    )
-    parser.add_argument("--reconcile-period", type=float, default=1.5, help="seconds (real: 15)")
-    parser.add_argument(
-        "--pace-ms", type=float, default=4.0, help="per-connection delay, paced run"
-    )
+    parser.add_argument("--model", default="seasonal-naive", help="forecaster for the reconcile")
+    parser.add_argument("--reconcile-period", type=float, default=5.0, help="seconds (real: 15)")
+    parser.add_argument("--pace-ms", type=float, default=4.0, help="per-connection delay, paced")
     parser.add_argument("--switch-interval", type=float, default=None, help="sys.setswitchinterval")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -227,14 +230,7 @@ def main() -> int:
 
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     settings = ApiSettings(bind="127.0.0.1:0", insecure=True, max_age_seconds=3600)
-    results: list[Result] = []
-    conns, dur = args.connections, args.duration
-
-    with ServerThread(trivial_app(), settings) as base:
-        run_wrk("warm-up", base.port, "trivial", 2, conns, 0)
-        results.append(
-            run_wrk("baseline: trivial FastAPI handler", base.port, "trivial", dur, conns, 0)
-        )
+    conns, dur, pace = args.connections, args.duration, args.pace_ms
 
     store = DecisionStore()
     now = time.time()
@@ -244,65 +240,73 @@ def main() -> int:
     )
     print(f"building {N_WORKLOADS} fitted {args.model!r} forecasters...", file=sys.stderr)
     reconciler = Reconciler(store, args.model, args.reconcile_period)
-    with ServerThread(create_app(store, settings, clock=WallClock()), settings) as ours:
-        run_wrk("warm-up", ours.port, "list", 2, conns, 0)
-        results.append(run_wrk("ours: list, idle", ours.port, "list", dur, conns, 0))
-        reconciler.start()
-        try:
-            results.append(run_wrk("ours: list, under reconcile", ours.port, "list", dur, conns, 0))
-            results.append(
-                run_wrk(
-                    f"ours: list, under reconcile, paced ({args.pace_ms:g} ms/conn)",
-                    ours.port,
-                    "list",
-                    dur,
-                    conns,
-                    args.pace_ms,
-                )
-            )
-        finally:
-            reconciler.stop()
-    # The same with the server in a child process that mirrors the store (ServerProcess).
-    reconciler.durations.clear()
-    with ServerProcess(store, settings) as child:
-        run_wrk("warm-up", child.port, "list", 2, conns, 0)
-        results.append(
-            run_wrk("ours, child process: list, idle", child.port, "list", dur, conns, 0)
-        )
-        reconciler.stop_event.clear()
-        reconciler.thread = threading.Thread(target=reconciler.loop, daemon=True)
-        reconciler.start()
-        try:
-            results.append(
-                run_wrk("ours, child process: under reconcile", child.port, "list", dur, conns, 0)
-            )
-            results.append(
-                run_wrk(
-                    f"ours, child process: under reconcile, paced ({args.pace_ms:g} ms/conn)",
-                    child.port,
-                    "list",
-                    dur,
-                    conns,
-                    args.pace_ms,
-                )
-            )
-        finally:
-            reconciler.stop()
+    reconciler.reconcile_once()  # time one reconcile alone, before any load
+    alone_ms = reconciler.durations.pop() * 1e3
 
-    base_rps = results[0].rps
+    # All three servers stay up; configurations are interleaved round by round so that
+    # the (shared, noisy) machine's state affects them alike; medians are reported.
+    base = ServerThread(trivial_app(), settings).start()
+    ours = ServerThread(create_app(store, settings, clock=WallClock()), settings).start()
+    child = ServerProcess(store, settings).start()
+    configs: list[tuple[str, int, str, float, bool]] = [
+        ("baseline: trivial FastAPI handler", base.port, "trivial", 0, False),
+        (f"baseline: trivial handler, paced {pace:g} ms/conn", base.port, "trivial", pace, False),
+        ("ours (thread): list, idle", ours.port, "list", 0, False),
+        ("ours (thread): list, reconcile running", ours.port, "list", 0, True),
+        (f"ours (thread): reconcile running, paced {pace:g} ms", ours.port, "list", pace, True),
+        ("ours (child process): list, idle", child.port, "list", 0, False),
+        ("ours (child process): list, reconcile running", child.port, "list", 0, True),
+        (
+            f"ours (child process): reconcile running, paced {pace:g} ms",
+            child.port,
+            "list",
+            pace,
+            True,
+        ),
+    ]
+    runs: dict[str, list[Result]] = {c[0]: [] for c in configs}
+    try:
+        for port, mode in ((base.port, "trivial"), (ours.port, "list"), (child.port, "list")):
+            run_wrk("warm-up", port, mode, 2, conns, 0)
+        for round_no in range(args.rounds):
+            print(f"round {round_no + 1}/{args.rounds}", file=sys.stderr)
+            for name, port, mode, pace_ms, with_reconcile in configs:
+                if with_reconcile:
+                    reconciler.start()
+                try:
+                    runs[name].append(run_wrk(name, port, mode, dur, conns, pace_ms))
+                finally:
+                    if with_reconcile:
+                        reconciler.stop()
+    finally:
+        child.stop()
+        ours.stop()
+        base.stop()
+
+    def med(name: str, attr: str) -> float:
+        return float(np.median([getattr(r, attr) for r in runs[name]]))
+
+    base_rps = med(configs[0][0], "rps")
     print(f"\nmachine: {os.cpu_count()} cores, load average before: {load_before}")
-    print(f"wrk -t1 -c{conns} -d{dur:g}s per run; python {sys.version.split()[0]}")
+    print(
+        f"wrk -t1 -c{conns} -d{dur:g}s per run, {args.rounds} interleaved rounds, medians; "
+        f"python {sys.version.split()[0]}"
+    )
+    durations = reconciler.durations or [float("nan")]
     print(
         f"reconcile: {N_WORKLOADS} x {args.model} update+predict + publish, every "
-        f"{args.reconcile_period:g} s; took median {np.median(reconciler.durations) * 1e3:.0f} ms, "
-        f"max {max(reconciler.durations) * 1e3:.0f} ms over {len(reconciler.durations)} runs"
+        f"{args.reconcile_period:g} s; alone {alone_ms:.0f} ms; under load median "
+        f"{np.median(durations) * 1e3:.0f} ms, max {max(durations) * 1e3:.0f} ms "
+        f"({len(reconciler.durations)} runs)"
     )
     head = ("run", "req/s", "vs base", "p50 ms", "p90 ms", "p99 ms", "max ms", "err")
-    print("{:62s} {:>8s} {:>8s} {:>7s} {:>7s} {:>7s} {:>7s} {:>4s}".format(*head))
-    for r in results:
+    print("{:56s} {:>7s} {:>7s} {:>7s} {:>7s} {:>7s} {:>7s} {:>4s}".format(*head))
+    for name, *_ in configs:
+        errors = sum(r.errors for r in runs[name])
         print(
-            f"{r.name:62s} {r.rps:8.0f} {r.rps / base_rps:8.2f} {r.p50_ms:7.2f} {r.p90_ms:7.2f} "
-            f"{r.p99_ms:7.2f} {r.max_ms:7.2f} {r.errors:4d}"
+            f"{name:56s} {med(name, 'rps'):7.0f} {med(name, 'rps') / base_rps:7.2f} "
+            f"{med(name, 'p50_ms'):7.2f} {med(name, 'p90_ms'):7.2f} {med(name, 'p99_ms'):7.2f} "
+            f"{med(name, 'max_ms'):7.2f} {errors:4d}"
         )
     return 0
 

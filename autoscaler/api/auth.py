@@ -146,6 +146,25 @@ class KubeReviewer:
         return bool(result.status is not None and result.status.allowed)
 
 
+def kube_reviewer(kubeconfig: Path | None) -> KubeReviewer:
+    """A TokenReview/SAR client: from ``kubeconfig``, else the in-cluster service account."""
+    from kubernetes import client, config
+
+    try:
+        if kubeconfig is not None:
+            api_client = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+        else:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+            api_client = client.ApiClient()
+    except Exception as err:  # kubernetes raises ConfigException, OSError, yaml errors...
+        raise InputError(
+            "--kubeconfig",
+            f"cannot configure the Kubernetes client for TokenReview/SubjectAccessReview: {err}",
+            "give --kubeconfig, run in a pod, or use --auth-mode front-proxy-only",
+        ) from err
+    return KubeReviewer(api_client)
+
+
 @dataclass
 class _TTLCache:
     """A small TTL cache; entries expire after ``ttl`` seconds of ``clock`` time."""

@@ -39,7 +39,7 @@ def _rows(store: DecisionStore) -> list[Row]:
 
 def _child(settings: ApiSettings, kubeconfig: str | None, conn: Connection) -> None:
     """Child process: serve from a mirrored store until the parent closes the pipe."""
-    from autoscaler.api.auth import Authenticator
+    from autoscaler.api.auth import Authenticator, kube_reviewer
     from autoscaler.api.server import ServerThread, create_app
     from autoscaler.clock import WallClock
 
@@ -49,9 +49,7 @@ def _child(settings: ApiSettings, kubeconfig: str | None, conn: Connection) -> N
     if not settings.insecure:
         reviewer = None
         if settings.auth_mode == "delegated":
-            from autoscaler.cli.serve import _reviewer
-
-            reviewer = _reviewer(Path(kubeconfig) if kubeconfig else None)
+            reviewer = kube_reviewer(Path(kubeconfig) if kubeconfig else None)
         auth = Authenticator(settings, reviewer, clock.now)
     server = ServerThread(create_app(store, settings, auth, clock), settings).start()
     conn.send(("port", server.port))

@@ -10,32 +10,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from models.errors import InputError
-
-
-def _reviewer(kubeconfig: Path | None) -> Any:
-    """A TokenReview/SAR client: from ``--kubeconfig``, else the in-cluster service account."""
-    from kubernetes import client, config
-
-    from autoscaler.api.auth import KubeReviewer
-
-    try:
-        if kubeconfig is not None:
-            api_client = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
-        else:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-            api_client = client.ApiClient()
-    except Exception as err:  # kubernetes raises ConfigException, OSError, yaml errors...
-        raise InputError(
-            "--kubeconfig",
-            f"cannot configure the Kubernetes client for TokenReview/SubjectAccessReview: {err}",
-            "give --kubeconfig, run in a pod, or use --auth-mode front-proxy-only",
-        ) from err
-    return KubeReviewer(api_client)
 
 
 def register(app: typer.Typer) -> None:
@@ -71,7 +50,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Serve external.metrics.k8s.io/v1beta1 (and optionally the KEDA scaler) from values."""
-        from autoscaler.api.auth import Authenticator
+        from autoscaler.api.auth import Authenticator, kube_reviewer
         from autoscaler.api.server import create_app, run_server
         from autoscaler.api.settings import ApiSettings
         from autoscaler.api.static import StaticPublisher, load_values_file
@@ -112,7 +91,7 @@ def register(app: typer.Typer) -> None:
         ).start()
         auth = None
         if not settings.insecure:
-            reviewer = _reviewer(kubeconfig) if auth_mode == "delegated" else None
+            reviewer = kube_reviewer(kubeconfig) if auth_mode == "delegated" else None
             auth = Authenticator(settings, reviewer, clock.now)
         keda = None
         if settings.keda_bind is not None:
