@@ -153,7 +153,8 @@ class HpaCpu:
     target_pct: int = 70
     name: str = "hpa-cpu"
 
-    def run(self, ctx: RunContext) -> Timeline:
+    def make_step(self, ctx: RunContext) -> Callable[[TickContext], int]:
+        """The per-tick step (fresh HPA state): what ``run`` drives through the engine."""
         w = ctx.workload
         hpa = HorizontalController(w.min_replicas, w.max_replicas)
         request, limit, capacity = w.request_milli_cpu, w.limit_milli_cpu, w.capacity_rps
@@ -186,7 +187,12 @@ class HpaCpu:
                 proposal = memo[key]
             return int(hpa.sync(t.now, t.current_replicas, [proposal]))
 
-        return run_ticks(ctx.demand, w, self.name, step, progress=ctx.progress)
+        return step
+
+    def run(self, ctx: RunContext) -> Timeline:
+        return run_ticks(
+            ctx.demand, ctx.workload, self.name, self.make_step(ctx), progress=ctx.progress
+        )
 
 
 @dataclass
@@ -196,7 +202,8 @@ class HpaRps:
     target_pct: int = 70
     name: str = "hpa-rps"
 
-    def run(self, ctx: RunContext) -> Timeline:
+    def make_step(self, ctx: RunContext) -> Callable[[TickContext], int]:
+        """The per-tick step (fresh HPA state): what ``run`` drives through the engine."""
         w = ctx.workload
         hpa = HorizontalController(w.min_replicas, w.max_replicas)
         target_milli = max(1, round(w.capacity_rps * self.target_pct / 100.0 * 1000.0))
@@ -213,7 +220,12 @@ class HpaRps:
             )
             return int(hpa.sync(t.now, t.current_replicas, [proposal]))
 
-        return run_ticks(ctx.demand, w, self.name, step, progress=ctx.progress)
+        return step
+
+    def run(self, ctx: RunContext) -> Timeline:
+        return run_ticks(
+            ctx.demand, ctx.workload, self.name, self.make_step(ctx), progress=ctx.progress
+        )
 
 
 @dataclass
