@@ -106,6 +106,9 @@ class Workload:
     #: forecasts awaiting their outcome: (made at, due at, forecast load).
     pending: deque[tuple[float, float, float]] = field(default_factory=lambda: deque(maxlen=64))
     budget_clamped: bool = False
+    #: what was last written to the API (to skip writes that change nothing).
+    hpa_written: tuple[int, float] | None = None  # (ceiling, when)
+    status_written: tuple[tuple[Any, ...], float] | None = None  # (essentials, when)
     result: WorkloadResult | None = None
 
 
@@ -923,12 +926,37 @@ class Controller:
         errors: list[str],
     ) -> None:
         """Leader-only Kubernetes writes; each failure is logged and the rest go on."""
+        resync = self.settings.loop.resync_seconds
         for r in results:
             w = self.workloads[r.key]
             try:
-                if r.mode == "Active":
+                # Writes are skipped when nothing that matters changed, with a full
+                # resync every ``resync_seconds``: 1,000 autoscalers must not cost
+                # 2,000 API requests per tick (client-go's default budget is 5 QPS).
+                if r.mode == "Active" and (
+                    w.hpa_written is None
+                    or w.hpa_written[0] != r.ceiling
+                    or now - w.hpa_written[1] >= resync
+                ):
                     self.cluster.ensure_hpa(w.pa, r.ceiling)
-                self.cluster.patch_status(w.pa, self._status(w, r, now))
+                    w.hpa_written = (r.ceiling, now)
+                d = r.decision
+                essentials = (
+                    d.replicas,
+                    d.desired_replicas,
+                    d.binding_constraint,
+                    d.fallback,
+                    r.ceiling,
+                    r.current_replicas,
+                    w.pa.metadata.generation,
+                )
+                if (
+                    w.status_written is None
+                    or w.status_written[0] != essentials
+                    or now - w.status_written[1] >= self.settings.loop.status_interval_seconds
+                ):
+                    self.cluster.patch_status(w.pa, self._status(w, r, now))
+                    w.status_written = (essentials, now)
             except AutoscalerError as err:
                 errors.append(f"write {r.key}: {err}")
                 log_event(log, "kube_error", f"{r.key}: {err}", logging.WARNING, workload=r.key)

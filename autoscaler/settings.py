@@ -45,6 +45,12 @@ class LoopSettings(BaseModel):
     #: Seconds after which the newest sample counts as missing data (fallback starts).
     #: 180 s = three 60-s steps: one late scrape is not an outage, three are.
     stale_after_seconds: float = Field(default=180.0, gt=0)
+    #: Seconds between unconditional re-writes of each owned HPA (between them, only a
+    #: changed ceiling is written). 300 s repairs a hand-edited HPA within 5 minutes.
+    resync_seconds: float = Field(default=300.0, gt=0)
+    #: Seconds between status writes of a PredictiveAutoscaler whose replicas,
+    #: constraint and fallback state did not change (the forecast figure still moves).
+    status_interval_seconds: float = Field(default=60.0, gt=0)
     #: Default forecaster for autoscalers whose spec leaves it at ``auto`` and the
     #: registry has no ``auto`` model (it falls back to this name).
     fallback_model: str = "last"

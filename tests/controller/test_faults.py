@@ -276,6 +276,13 @@ def test_leader_writes_owned_hpa_status_and_events(
     assert pa["status"]["conditions"][0]["type"] == "Ready"
     budget = cluster.get(CB, None, "shop-prod")
     assert budget is not None and "spendDollars" in budget["status"]
+    # Nothing changed 15 s later: no HPA or PA writes, only the budget's spend.
+    writes = methods(cluster, "PATCH", "POST")
+    gets = methods(cluster, "GET")
+    clock.sleep(15)
+    ctl.reconcile()
+    assert methods(cluster, "PATCH", "POST") - writes == 1
+    assert methods(cluster, "GET") - gets <= 4  # lists + targets, no per-HPA reads
     # Data goes missing: one FallbackStarted Event per workload.
     clock.advance_to(end + 400)
     ctl.reconcile()
