@@ -346,6 +346,15 @@ class Frontier:
 
     tau_u: tuple[float, ...]
     cost: tuple[float, ...]
+    #: the largest tau_U of any sweep point, dominated or not: up to there the frontier
+    #: continues flat at its last cost (that run reached it no dearer).
+    tau_u_max: float = math.nan
+
+    @property
+    def sampled_range(self) -> tuple[float, float]:
+        """The tau_U range the sweep covered (where the frontier is known)."""
+        hi = self.tau_u[-1] if math.isnan(self.tau_u_max) else max(self.tau_u_max, self.tau_u[-1])
+        return self.tau_u[0], hi
 
 
 def cost_frontier(tau_u_points: Sequence[float], cost_points: Sequence[float]) -> Frontier:
@@ -373,7 +382,7 @@ def cost_frontier(tau_u_points: Sequence[float], cost_points: Sequence[float]) -
             continue
         taus.append(t)
         costs.append(c)
-    return Frontier(tuple(taus), tuple(costs))
+    return Frontier(tuple(taus), tuple(costs), pts[-1][0])
 
 
 def cost_at_tau_u(
@@ -381,13 +390,14 @@ def cost_at_tau_u(
 ) -> float:
     """The HPA's cost at ``tau_u_value`` by linear interpolation on the frontier.
 
-    Outside ``[min tau_U, max tau_U]`` of the sweep: NaN by default (no HPA run was that
-    good, or that bad, so there is nothing to compare with); ``outside="clamp"`` returns
-    the end point's cost.
+    Beyond the last frontier point but within the sweep, the cost stays flat. Outside
+    ``[min tau_U, max tau_U]`` of the sweep: NaN by default (no HPA run was that good, or
+    that bad, so there is nothing to compare with); ``outside="clamp"`` returns the end
+    point's cost.
     """
     if not math.isfinite(tau_u_value):
         return math.nan
-    lo, hi = frontier.tau_u[0], frontier.tau_u[-1]
+    lo, hi = frontier.sampled_range
     if (tau_u_value < lo or tau_u_value > hi) and outside == "nan":
         return math.nan
     return float(np.interp(tau_u_value, frontier.tau_u, frontier.cost))

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from models.errors import InputError
 from simulations.scoring import (
@@ -112,6 +114,11 @@ def test_frontier_drops_dominated_points_and_interpolates() -> None:
     assert math.isnan(cost_at_tau_u(frontier, 25.0))
     assert cost_at_tau_u(frontier, -1.0, outside="clamp") == pytest.approx(100.0)
     assert cost_at_tau_u(frontier, 25.0, outside="clamp") == pytest.approx(50.0)
+    # A dominated last point still extends the sampled range: the frontier is flat there.
+    flat = cost_frontier([0.0, 10.0], [5.0, 5.0])
+    assert flat.tau_u == (0.0,)
+    assert cost_at_tau_u(flat, 4.0) == pytest.approx(5.0)
+    assert math.isnan(cost_at_tau_u(flat, 10.5))
 
 
 def test_gap_closed() -> None:
@@ -138,3 +145,21 @@ def test_gap_closed() -> None:
 def test_bad_input_is_an_input_error(call: object) -> None:
     with pytest.raises(InputError):
         call()  # type: ignore[operator]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    st.lists(st.tuples(st.floats(0, 100), st.floats(1, 1000)), min_size=1, max_size=12),
+    st.lists(st.floats(0, 100), min_size=2, max_size=20),
+)
+def test_frontier_is_monotone_and_below_every_sweep_point(
+    points: list[tuple[float, float]], queries: list[float]
+) -> None:
+    frontier = cost_frontier([t for t, _ in points], [c for _, c in points])
+    queries = sorted(queries)
+    values = [cost_at_tau_u(frontier, q, outside="clamp") for q in queries]
+    # More under-provisioning is never dearer on the frontier...
+    assert all(b <= a + 1e-9 for a, b in zip(values, values[1:], strict=False))
+    # ...and at each sweep point's tau_U the frontier is no dearer than that point.
+    for t, c in points:
+        assert cost_at_tau_u(frontier, t) <= c + 1e-9
