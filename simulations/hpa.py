@@ -737,7 +737,7 @@ class ScalingRules(BaseModel):
         default=None, alias="stabilizationWindowSeconds", ge=0, le=3600
     )
     select_policy: Literal["Max", "Min", "Disabled"] = Field(default="Max", alias="selectPolicy")
-    policies: tuple[ScalingPolicy, ...] = ()
+    policies: tuple[ScalingPolicy, ...] = Field(default=(), min_length=1)
     tolerance: float | None = Field(default=None, ge=0)
 
     @field_validator("tolerance", mode="before")

@@ -274,6 +274,7 @@ def test_per_direction_tolerance_from_behavior() -> None:
         {"scaleDown": {"stabilizationWindowSeconds": 3601}},
         {"scaleSideways": {}},
         {"scaleUp": {"unknownField": 1}},
+        {"scaleDown": {"policies": []}},  # the API requires at least one policy
     ],
 )
 def test_bad_behavior_is_an_input_error(behavior: Any) -> None:
