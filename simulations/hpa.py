@@ -25,6 +25,14 @@ Go's zero ``time.Time`` (a timestamp the object has but nobody set) is
 ``After``/``Before``: a stored timestamp exactly ``W`` seconds old is outside a ``W``-second
 window (upstream stamps inputs microseconds before it reads the clock).
 
+Not emulated (out of the simulator's scope, said here so nobody relies on it): the
+metrics pipeline itself (metrics-server resolution, adapter caching: callers pass the
+samples the HPA would read); status writes, events and condition *messages* (only the
+condition reasons are kept, and an invalid metric sets the generic ``FailedGetMetric``
+rather than the per-type reason); selector checks (``AmbiguousSelector``); the
+``HPAScaleToZero``-era ``ScaledToZero`` condition of the newest releases; jitter of the
+sync period (callers choose when to sync).
+
 Called by ``simulations.engine`` (one ``HorizontalController`` per simulated HPA, fed with
 proposals from ``replicas_from_cpu`` / ``replicas_from_external`` every sync period).
 """
