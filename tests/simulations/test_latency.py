@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import heapq
 import math
+from fractions import Fraction
+from math import factorial
 
 import numpy as np
 import pytest
@@ -38,10 +40,22 @@ def test_erlang_c_known_values() -> None:
     # Two servers, one Erlang: B = 0.2, C = 2*0.2 / (2 - 1*0.8) = 1/3 (by hand).
     assert float(erlang_b(2, 1.0)) == pytest.approx(0.2, rel=1e-12)
     assert float(erlang_c(2, 1.0)) == pytest.approx(1.0 / 3.0, rel=1e-12)
-    # Textbook call-centre figure: 10 agents, 8 Erlangs -> P(wait) = 40.9 %.
-    assert float(erlang_c(10, 8.0)) == pytest.approx(0.409, abs=5e-4)
+    # 10 servers, 8 Erlangs: the textbook sum formula, in exact fractions, gives 0.40918.
+    assert float(erlang_c(10, 8.0)) == pytest.approx(0.40918015079644354, rel=1e-12)
     # B(1, a) = a / (1 + a).
     assert float(erlang_b(1, 3.0)) == pytest.approx(0.75, rel=1e-12)
+
+
+def _erlang_c_exact(c: int, a: Fraction) -> float:
+    """The textbook closed form, in exact rational arithmetic."""
+    top = a**c / factorial(c) * Fraction(c) / (c - a)
+    return float(top / (sum(a**k / factorial(k) for k in range(c)) + top))
+
+
+@pytest.mark.parametrize(("c", "a"), [(1, "1/2"), (3, "5/2"), (10, 8), (25, "99/5"), (60, 57)])
+def test_erlang_c_matches_the_exact_closed_form(c: int, a: int | str) -> None:
+    exact = _erlang_c_exact(c, Fraction(a))
+    assert float(erlang_c(c, float(Fraction(a)))) == pytest.approx(exact, rel=1e-10)
 
 
 def test_erlang_b_matches_the_recursion_up_to_2000_servers() -> None:
