@@ -409,7 +409,7 @@ class PrometheusSource:
         last = float(points[finite[-1]]) if finite.size else None
         stale = last is None or float(points[-1]) - last > self.settings.stale_after_seconds
         if non_finite or negative:
-            log.info(
+            log.debug(
                 "%s %s: %d NaN/Inf and %d negative samples treated as missing",
                 query,
                 "/".join(key),

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import ipaddress
 import json
 import math
@@ -131,6 +132,12 @@ def aligned_now(step_s: int = 60) -> int:
     return int(time.time()) // step_s * step_s
 
 
+@functools.lru_cache(maxsize=8)
+def _bundled_series(trace: str) -> pd.Series:
+    """A bundled trace, read and validated once per process (it is never modified)."""
+    return load_trace(bundled_traces_dir() / f"{trace}.csv").series
+
+
 def trace_counter(
     trace: str,
     labels: Mapping[str, str],
@@ -146,8 +153,7 @@ def trace_counter(
     Takes ``points`` rows starting at row ``offset`` and shifts their timestamps so the
     last one is at ``end`` (unix seconds), keeping the trace's own step.
     """
-    t = load_trace(bundled_traces_dir() / f"{trace}.csv")
-    part = t.series.iloc[offset : offset + points]
+    part = _bundled_series(trace).iloc[offset : offset + points]
     if len(part) < points:
         raise ValueError(f"{trace} has fewer than {offset + points} rows")
     last = pd.Timestamp(end, unit="s", tz="UTC")
@@ -155,7 +161,7 @@ def trace_counter(
     return BackfillSeries(
         metric=metric,
         labels=dict(labels),
-        values=pd.Series(part.to_numpy(dtype=float), index=shifted),
+        values=pd.Series(part.to_numpy(dtype=float, copy=True), index=shifted),
         kind="counter",
         reset_at=reset_at,
     )
@@ -598,6 +604,7 @@ class LoopbackServer(ThreadingHTTPServer):
         self.body = body
         self.content_type = content_type
         self.requests: list[str] = []
+        self.headers_seen: list[dict[str, str]] = []
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
         self._thread.start()
 
@@ -618,6 +625,7 @@ class LoopbackServer(ThreadingHTTPServer):
 
     def respond(self, h: _Handler) -> None:
         self.requests.append(h.path)
+        self.headers_seen.append(dict(h.headers.items()))
         length = int(h.headers.get("Content-Length") or 0)
         data = h.rfile.read(length) if length else None
         if self.upstream is None:

@@ -155,6 +155,11 @@ def test_auth_gateway_bearer_token_and_tenant_header(
         assert ("shop", "web") in by_file.history_by(RATE, end - 3600, end, 300)
         inline = source(gateway.url, bearer_token="s3cret", headers=headers)
         assert ("shop", "web") in inline.history_by(RATE, end - 3600, end, 300)
+        # No gzip unless asked (it costs more CPU than it saves on a cluster network).
+        assert gateway.headers_seen[-1]["Accept-Encoding"] == "identity"
+        zipped = source(gateway.url, bearer_token="s3cret", headers=headers, gzip=True)
+        zipped.history_by(RATE, end - 3600, end, 300)
+        assert "gzip" in gateway.headers_seen[-1]["Accept-Encoding"]
 
 
 # ------------------------------------------------------------------ TLS, basic auth, mTLS
