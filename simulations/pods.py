@@ -43,6 +43,8 @@ class PodSet:
         self.ready: list[Pod] = []
         #: creation time of the newest pod ever created (an upper bound for those alive).
         self.newest_created = float("-inf")
+        #: bumped on every change of the pod set or of a pod's readiness (cache key).
+        self.version = 0
 
     @property
     def alive(self) -> int:
@@ -55,6 +57,7 @@ class PodSet:
 
     def _new(self, now: float, startup: float) -> Pod:
         self._serial += 1
+        self.version += 1
         self.newest_created = max(self.newest_created, now)
         return Pod(f"{self._name}-{self._serial}", now, now + startup)
 
@@ -74,6 +77,7 @@ class PodSet:
             p.ready = True
         self.starting = [p for p in self.starting if not p.ready]
         self.ready.extend(done)
+        self.version += 1
         return len(done)
 
     def scale_to(self, replicas: int, now: float) -> None:
@@ -83,6 +87,7 @@ class PodSet:
             for _ in range(diff):
                 self.starting.append(self._new(now, self._draw()))
         elif diff < 0:
+            self.version += 1
             remove = -diff
             # Not-yet-Ready pods go first, newest first: they serve nothing yet.
             k = min(remove, len(self.starting))

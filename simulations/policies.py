@@ -160,11 +160,21 @@ class HpaCpu:
         request, limit, capacity = w.request_milli_cpu, w.limit_milli_cpu, w.capacity_rps
         memo: dict[tuple[int, int, int], int | None] = {}
 
+        cached: tuple[tuple[int, int], list[PodInfo]] = ((-1, -1), [])
+
+        def infos_for(t: TickContext, usage: int) -> list[PodInfo]:
+            # PodInfo only changes with the pods or their usage; rebuild only then.
+            nonlocal cached
+            key = (t.pods.version, usage)
+            if cached[0] != key:
+                cached = (key, _pod_infos(t, request, usage))
+            return cached[1]
+
         def proposal_for(t: TickContext, usage: int) -> int | None:
             try:
                 return replicas_from_cpu(
                     t.current_replicas,
-                    _pod_infos(t, request, usage),
+                    infos_for(t, usage),
                     self.target_pct,
                     t.now,
                     HPA_TOLERANCE,

@@ -177,6 +177,9 @@ def register(app: typer.Typer) -> None:
         report: Annotated[
             Path | None, typer.Option(help="Write a self-contained HTML report.")
         ] = None,
+        report_png: Annotated[
+            Path | None, typer.Option(help="Also save the report's main plot as a PNG.")
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
         frontier: Annotated[
             bool, typer.Option(help="Sweep hpa-cpu targets for the cost-vs-tau_U frontier.")
@@ -202,7 +205,7 @@ def register(app: typer.Typer) -> None:
         if timeline is not None:
             sim_report.write_timeline(scored, timeline)
         if report is not None:
-            sim_report.write_html(scored, report)
+            sim_report.write_html(scored, report, report_png)
         if as_json:
             typer.echo(json.dumps(sim_report.to_json(scored), indent=2, allow_nan=False))
         else:
