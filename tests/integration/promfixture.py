@@ -68,11 +68,13 @@ class PrometheusUnavailable(RuntimeError):
 
 def find_binaries() -> tuple[str, str] | None:
     """Paths of (prometheus, promtool), or None when either is missing."""
-    prom = os.environ.get("PROMETHEUS_BIN") or shutil.which("prometheus")
-    tool = os.environ.get("PROMTOOL_BIN") or shutil.which("promtool")
-    if not prom or not tool:
-        return None
-    return prom, tool
+    found = []
+    for env, name in (("PROMETHEUS_BIN", "prometheus"), ("PROMTOOL_BIN", "promtool")):
+        path = os.environ.get(env) or shutil.which(name)
+        if not path or not os.access(path, os.X_OK):
+            return None
+        found.append(path)
+    return found[0], found[1]
 
 
 def require_prometheus() -> tuple[str, str]:

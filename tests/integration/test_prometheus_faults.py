@@ -217,3 +217,26 @@ def test_tls_with_private_ca_basic_auth_and_client_certificate(tmp_path: Path, e
         no_client_cert = {**good, "tls": {"ca_file": str(tls.ca)}}
         with pytest.raises(PermanentError, match="TLS failed.*cert_file"):
             source(server.url, **no_client_cert).history_by(RATE, end - 3600, end, 300)
+
+
+def test_scrape_targets_and_scraped_data_survive_a_crash(tmp_path: Path) -> None:
+    """The fixture scrapes a test exporter; after SIGKILL + restart the WAL keeps it."""
+    body = b"# TYPE exporter_load gauge\nexporter_load 42\n"
+    with LoopbackServer(body=body, content_type="text/plain; version=0.0.4") as exporter:
+        target = exporter.url.removeprefix("http://")
+        with PrometheusServer.start(
+            tmp_path, scrape_targets=[target], scrape_interval_s=0.2
+        ) as server:
+            got = server.wait_for('exporter_load{job="test"}', timeout_s=20)
+            assert got[0]["value"][1] == "42"
+            time.sleep(0.5)  # a few more scrapes into the WAL
+            now = time.time()
+            src = source(server.url)
+            before = src.history("max(max_over_time(exporter_load[10s]))", now - 5, now, 1)
+            assert before.notna().any()
+            server.kill()
+            exporter.body = b"# TYPE exporter_load gauge\nexporter_load 7\n"
+            server.restart()
+            after = src.history("max(max_over_time(exporter_load[10s]))", now - 5, now, 1)
+            pd.testing.assert_series_equal(after, before)
+            assert server.wait_for("exporter_load == 7", timeout_s=20)

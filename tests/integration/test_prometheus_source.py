@@ -35,6 +35,7 @@ from tests.integration.promfixture import (
     PrometheusServer,
     expected_increments,
     free_port,
+    require_prometheus,
 )
 
 pytestmark = pytest.mark.integration
@@ -304,3 +305,19 @@ def test_forecast_cli_unreachable_is_exit_1() -> None:
     done = run_cli("forecast", "--prometheus-url", url, "--query", WEB, "--timeout", "2s")
     assert done.returncode == 1 and "cannot connect" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# ------------------------------------------------------------------ the fixture itself
+
+
+def test_missing_prometheus_skips_loudly_but_fails_under_ci(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_BIN", "/nonexistent/prometheus")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="PROMETHEUS NOT INSTALLED"):
+        require_prometheus()
+    assert "PROMETHEUS NOT INSTALLED" in capsys.readouterr().err
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        require_prometheus()
