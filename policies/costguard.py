@@ -119,6 +119,15 @@ def effective_hourly_cap(budget: BudgetRequest, now: datetime) -> HourlyCap:
     return HourlyCap(paced, paced, hours_left, text)
 
 
+def _distinct(a: Decimal, b: Decimal) -> tuple[str, str]:
+    """``a`` and ``b`` as money with just enough decimals to tell them apart."""
+    for places in range(2, 11):
+        ta, tb = f"{a:.{places}f}", f"{b:.{places}f}"
+        if ta != tb and places >= (2 if min(abs(a), abs(b)) >= 1 else 4):
+            return ta, tb
+    return f"{a:.10f}", f"{b:.10f}"
+
+
 def _d(value: Decimal, places: int = 4) -> str:
     """Money for humans: 4 decimals, trailing zeros kept to 2 (``12.50``, ``0.0200``)."""
     return f"{value:.{places}f}" if abs(value) < 1 else f"{value:.2f}"
@@ -297,8 +306,9 @@ def _fill(items: Sequence[_Item], money_left: Decimal) -> None:
             if it.price > money_left:
                 # Money only goes down from here, so this workload is done; cheaper
                 # replicas of other workloads (this tier, then lower) may still fit.
+                price, left = _distinct(it.price, money_left)
                 it.stopped = (
-                    f"the next replica costs ${_d(it.price)}/h but only ${_d(money_left)}/h"
+                    f"the next replica costs ${price}/h but only ${left}/h"
                     f" of the cap was left at priority {priority}"
                 )
                 continue

@@ -130,14 +130,50 @@ def _request(data: Any, where: str, text: str) -> AllocationRequest:
 
 
 def _json_line(text: str, loc: tuple[int | str, ...]) -> int | None:
-    """Best-effort line of the last named key of ``loc`` in a pretty-printed JSON file."""
-    names = [p for p in loc if isinstance(p, str)]
-    if not names:
-        return None
-    needle = json.dumps(names[-1]) + ":"
-    hits = [i for i, line in enumerate(text.splitlines(), start=1) if needle in line]
-    # Only trust an unambiguous hit; otherwise the field path alone names it.
-    return hits[0] if len(hits) == 1 else None
+    """1-based line of the deepest part of ``loc`` found in the JSON ``text``.
+
+    Walks the document with the standard decoder's ``raw_decode`` (which skips a
+    whole value and says where it ends), so that the same key in two workloads
+    is told apart; ``None`` if the text is not shaped as ``loc`` says.
+    """
+    decoder = json.JSONDecoder()
+    pos, found = 0, None
+
+    def ws(i: int) -> int:
+        while i < len(text) and text[i] in " \t\r\n":
+            i += 1
+        return i
+
+    try:
+        for part in loc:
+            pos = ws(pos)
+            if isinstance(part, str) and text.startswith("{", pos):
+                pos = ws(pos + 1)
+                while not text.startswith("}", pos):
+                    key, after = decoder.raw_decode(text, pos)
+                    key_at, pos = pos, ws(ws(after) + 1)  # skip the colon
+                    if key == part:
+                        found = key_at
+                        break
+                    pos = ws(decoder.raw_decode(text, pos)[1])
+                    pos = ws(pos + 1) if text.startswith(",", pos) else pos
+                else:
+                    return _line_at(text, found)
+            elif isinstance(part, int) and text.startswith("[", pos):
+                pos = ws(pos + 1)
+                for _ in range(part):
+                    pos = ws(decoder.raw_decode(text, pos)[1])
+                    pos = ws(pos + 1) if text.startswith(",", pos) else pos
+                found = pos
+            else:
+                break
+    except (ValueError, IndexError):
+        pass
+    return _line_at(text, found)
+
+
+def _line_at(text: str, offset: int | None) -> int | None:
+    return None if offset is None else text.count("\n", 0, offset) + 1
 
 
 # ------------------------------------------------------------------------ validate
