@@ -11,8 +11,8 @@ What it measures, all in one run on the same machine:
    1,000 workloads (a forecaster ``update`` + ``predict`` per workload, then one
    ``publish`` of 1,000 values) every ``--reconcile-period`` seconds (the controller's
    15 s, compressed);
-4. ours, paced: 5 connections, each waiting ``--pace-ms`` between requests (about
-   1,000 req/s in total), under the reconcile; the baseline is paced the same way, which
+4. ours, paced: 5 connections, each waiting ``--pace-ms`` between requests (3 ms: at most
+   ~1,400 req/s in total), under the reconcile; the baseline is paced the same way, which
    shows the machine's own wake-up latency;
 5. runs 2-4 again with the server in a child process (``ServerProcess``) that mirrors the
    store, so that the reconcile never holds the server's GIL.
@@ -219,7 +219,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=5, help="concurrent clients (HPA: 5)")
     parser.add_argument("--model", default="seasonal-naive", help="forecaster for the reconcile")
     parser.add_argument("--reconcile-period", type=float, default=5.0, help="seconds (real: 15)")
-    parser.add_argument("--pace-ms", type=float, default=4.0, help="per-connection delay, paced")
+    parser.add_argument("--pace-ms", type=float, default=3.0, help="per-connection delay, paced")
     parser.add_argument("--switch-interval", type=float, default=None, help="sys.setswitchinterval")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
