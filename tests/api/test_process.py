@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
+from kubernetes import client
 
 from autoscaler.api.process import ServerProcess
 from autoscaler.api.settings import ApiSettings
+from autoscaler.certs import issue, make_ca
 from autoscaler.store import DecisionStore, MetricValue
-from tests.api.conftest import BASE, Kubectl
+from tests.api.conftest import BASE, Kubectl, raw_call
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -54,3 +57,40 @@ def test_child_mirrors_parent_store() -> None:
     finally:
         server.stop()
     assert not server._process.is_alive()
+
+
+def test_child_with_tls_and_front_proxy_auth(tmp_path: Path) -> None:
+    """The child builds its own Authenticator from the settings (front-proxy-only mode)."""
+    serving_ca, proxy_ca = make_ca("serving"), make_ca("front-proxy-ca")
+    issue(serving_ca, "api", sans=["127.0.0.1"]).write(tmp_path / "tls.crt", tmp_path / "tls.key")
+    issue(proxy_ca, "front-proxy-client", client=True).write(tmp_path / "p.crt", tmp_path / "p.key")
+    issue(proxy_ca, "someone-else", client=True).write(tmp_path / "x.crt", tmp_path / "x.key")
+    (tmp_path / "ca.crt").write_bytes(serving_ca.cert_pem())
+    (tmp_path / "proxy-ca.crt").write_bytes(proxy_ca.cert_pem())
+    store = DecisionStore()
+    store.publish([MetricValue("prod", NAME, {"workload": "a"}, 2.0, time.time())])
+    settings = ApiSettings(
+        bind="127.0.0.1:0",
+        tls_cert=tmp_path / "tls.crt",
+        tls_key=tmp_path / "tls.key",
+        requestheader_client_ca=tmp_path / "proxy-ca.crt",
+        requestheader_allowed_names=["front-proxy-client"],
+        auth_mode="front-proxy-only",
+    )
+    with ServerProcess(store, settings) as server:
+
+        def get(cert: str) -> int:
+            cfg = client.Configuration()
+            cfg.host = f"https://127.0.0.1:{server.port}"
+            cfg.ssl_ca_cert = str(tmp_path / "ca.crt")
+            cfg.cert_file, cfg.key_file = (
+                str(tmp_path / f"{cert}.crt"),
+                str(tmp_path / f"{cert}.key"),
+            )
+            return raw_call(client.ApiClient(cfg), PATH, headers={"X-Remote-User": "hpa"})[0]
+
+        deadline = time.monotonic() + 10
+        while get("p") != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert get("x") == 401
