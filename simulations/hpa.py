@@ -14,9 +14,9 @@ roughly Kubernetes v1.29-v1.33) step by step, in the same integer milli-units:
   policies over scale-event history, min/max), and the bookkeeping of recommendations and
   scale events that the next reconcile reads.
 
-Reference: ``/work/shared/spec/k8s-external-metrics-and-hpa.md`` §2 and the upstream
-unit-test vectors in ``tests/data/hpa-vectors`` (run by ``tests/simulations/
-test_hpa_vectors.py``).
+Reference: the project's HPA spec (``k8s-external-metrics-and-hpa.md`` §2, kept with
+the shared design documents) and the upstream unit-test vectors in
+``tests/data/hpa-vectors`` (run by ``tests/simulations/test_hpa_vectors.py``).
 
 Time. Every time is in seconds on one clock (the simulator's; the vectors use ``now = 0``).
 Go's zero ``time.Time`` (a timestamp the object has but nobody set) is
@@ -70,6 +70,7 @@ __all__ = [
     "calc_resource",
     "calc_resource_average_value",
     "convert_with_legacy_rules",
+    "count_ready_pods",
     "default_scale_down_rules",
     "default_scale_up_rules",
     "group_pods",
@@ -94,8 +95,6 @@ DEFAULT_INITIAL_READINESS_DELAY_SECONDS: float = 30.0
 # The legacy (no-behavior) path caps a scale-up at max(factor * current, minimum).
 LEGACY_SCALE_UP_LIMIT_FACTOR: float = 2.0
 LEGACY_SCALE_UP_LIMIT_MINIMUM: float = 4.0
-
-ResourceName = Literal["cpu", "memory"] | str
 
 
 class MetricUnavailable(AutoscalerError):
