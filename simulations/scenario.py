@@ -254,36 +254,55 @@ def run_policy(
     return policy.run(ctx)
 
 
+def _run_named(prepared: Prepared, policy: Policy) -> Timeline:
+    """One policy run in a worker process (top level, so that it pickles)."""
+    return run_policy(prepared, policy)
+
+
 def simulate(
     prepared: Prepared,
     progress: Callable[[str, int, int], None] | None = None,
     frontier: bool = True,
+    workers: int = 1,
 ) -> Result:
-    """Run every policy (and the hpa-cpu frontier targets unless ``frontier`` is False)."""
+    """Run every policy (and the hpa-cpu frontier targets unless ``frontier`` is False).
+
+    With ``workers > 1`` the runs are spread over that many processes (each run is
+    independent; results are identical to a serial run). Progress is then reported per
+    finished run rather than per tick.
+    """
     from simulations.policies import HpaCpu
 
-    policies = build_policies(prepared.scenario)
-    n = len(prepared.demand)
-    timelines: dict[str, Timeline] = {}
-    for policy in policies:
-        cb = None if progress is None else _bind(progress, policy.name)
-        timelines[policy.name] = run_policy(prepared, policy, cb)
-        if progress is not None:
-            progress(policy.name, n, n)
-    runs: dict[int, Timeline] = {}
+    jobs: list[Policy] = build_policies(prepared.scenario)
+    n_main = len(jobs)
+    names = {p.name for p in jobs}
+    targets: dict[int, str] = {}
     if frontier:
         for target in prepared.scenario.frontier_targets:
-            name = f"hpa-cpu@{target}"
-            if target == 70 and "hpa-cpu" in timelines:
-                runs[target] = timelines["hpa-cpu"]
-                continue
-            if name in timelines:
-                runs[target] = timelines[name]
-                continue
-            cb = None if progress is None else _bind(progress, name)
-            runs[target] = run_policy(prepared, HpaCpu(target, name=name), cb)
+            name = "hpa-cpu" if target == 70 and "hpa-cpu" in names else f"hpa-cpu@{target}"
+            targets[target] = name
+            if name not in names:
+                jobs.append(HpaCpu(target, name=name))
+                names.add(name)
+    n = len(prepared.demand)
+    done: dict[str, Timeline] = {}
+    if workers > 1 and len(jobs) > 1:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(_run_named, prepared, p): p.name for p in jobs}
+            for fut in as_completed(futures):
+                done[futures[fut]] = fut.result()
+                if progress is not None:
+                    progress(futures[fut], n, n)
+    else:
+        for policy in jobs:
+            cb = None if progress is None else _bind(progress, policy.name)
+            done[policy.name] = run_policy(prepared, policy, cb)
             if progress is not None:
-                progress(name, n, n)
+                progress(policy.name, n, n)
+    timelines = {p.name: done[p.name] for p in jobs[:n_main]}
+    runs = {target: done[name] for target, name in targets.items()}
     return Result(prepared, timelines, runs)
 
 

@@ -104,10 +104,12 @@ def _build_scenario(
     return scenario_from_dict(data, where), base
 
 
-def _progress_runner(prepared: Prepared, frontier: bool, quiet: bool) -> sim_report.ScoredResult:
+def _progress_runner(
+    prepared: Prepared, frontier: bool, quiet: bool, workers: int
+) -> sim_report.ScoredResult:
     """Run with a rich progress bar on stderr (only where stderr is a terminal)."""
     if quiet or not sys.stderr.isatty():
-        result = simulate(prepared, None, frontier)
+        result = simulate(prepared, None, frontier, workers)
         return sim_report.score(result)
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -128,7 +130,7 @@ def _progress_runner(prepared: Prepared, frontier: bool, quiet: bool) -> sim_rep
                 tasks[name] = bar.add_task(name, total=n)
             bar.update(tasks[name], completed=n if total >= 0 else i)
 
-        result = simulate(prepared, progress, frontier)
+        result = simulate(prepared, progress, frontier, workers)
     return sim_report.score(result)
 
 
@@ -184,6 +186,9 @@ def register(app: typer.Typer) -> None:
         frontier: Annotated[
             bool, typer.Option(help="Sweep hpa-cpu targets for the cost-vs-tau_U frontier.")
         ] = True,
+        workers: Annotated[
+            int, typer.Option(help="Processes to spread the policy runs over (same results).")
+        ] = 2,
     ) -> None:
         """Replay a trace through the policies and the emulated HPA; score them."""
         sc, base = _build_scenario(
@@ -201,7 +206,9 @@ def register(app: typer.Typer) -> None:
             days,
         )
         prepared = prepare(sc, base)
-        scored = _progress_runner(prepared, frontier, as_json)
+        if workers < 1:
+            raise InputError("--workers", f"{workers} workers", "use 1 or more")
+        scored = _progress_runner(prepared, frontier, as_json, workers)
         if timeline is not None:
             sim_report.write_timeline(scored, timeline)
         if report is not None:

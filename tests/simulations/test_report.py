@@ -102,3 +102,15 @@ def test_summary_table_lists_every_policy(scored: ScoredResult) -> None:
     for name in scored.result.timelines:
         assert any(line.startswith(name) for line in lines)
     assert np.isfinite(scored.scores["hpa-cpu"].replica_hours)
+
+
+def test_parallel_runs_give_the_serial_result(scored: ScoredResult) -> None:
+    prepared = scored.result.prepared
+    parallel = simulate(prepared, workers=2)
+    for name, tl in scored.result.timelines.items():
+        other = parallel.timelines[name]
+        assert np.array_equal(tl.replicas, other.replicas)
+        assert np.array_equal(tl.ready, other.ready)
+    assert sorted(parallel.frontier) == sorted(scored.result.frontier)
+    for target, tl in scored.result.frontier.items():
+        assert np.array_equal(tl.alive, parallel.frontier[target].alive)
