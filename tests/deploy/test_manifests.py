@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.deploy.conftest import BUILDS, DEPLOY, ENV_OVERLAYS, find, kustomize_build, one
+from tests.deploy.conftest import BUILDS, DEPLOY, ENV_OVERLAYS, REPO, find, kustomize_build, one
 from tests.deploy.crdschema import crd_validators, errors
 
 #: Oldest and newest Kubernetes minors we validate against. kubernetes-validate 1.37.0
@@ -322,3 +322,44 @@ def test_keda_overlay_serves_through_keda_only() -> None:
     pa = one(objects, "PredictiveAutoscaler", trigger["metadata"]["workload"])
     assert pa["metadata"]["namespace"] == scaled["metadata"]["namespace"]
     assert scaled["spec"]["fallback"]["replicas"] >= pa["spec"]["minReplicas"]
+
+
+@pytest.mark.parametrize("overlay,env", sorted(ENV_OVERLAYS.items()))
+def test_budgets_are_the_cost_guards_examples(overlay: str, env: str) -> None:
+    """One budget per environment, the same one the cost guard ships and tests."""
+    example = yaml.safe_load((REPO / "policies" / "examples" / f"{env}.yaml").read_text("utf-8"))
+    built = one(kustomize_build(overlay), "CostBudget", env)
+    assert built["spec"] == example["spec"]
+    assert built["metadata"]["name"] == example["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay,env", sorted(ENV_OVERLAYS.items()))
+def test_pa_priorities_match_the_budget_tiers(overlay: str, env: str) -> None:
+    budget_module = pytest.importorskip("policies.budget")
+    objects = kustomize_build(overlay)
+    spec = budget_module.parse_model(
+        budget_module.CostBudgetManifest, one(objects, "CostBudget", env), where=overlay
+    ).spec
+    for pa in find(objects, "PredictiveAutoscaler"):
+        ns, name = pa["metadata"]["namespace"], pa["metadata"]["name"]
+        assert pa["spec"]["priority"] == spec.priority_of(ns, name), f"{ns}/{name}"
+
+
+def test_budget_cli_validates_the_overlay_budgets() -> None:
+    """What finance runs (docs/finance.md) accepts every budget we deploy."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = Path(sys.executable).parent / "autoscaler"
+    files = sorted(str(p) for p in (DEPLOY / "components").glob("env-*/costbudget.yaml"))
+    assert len(files) == 3
+    proc = subprocess.run(
+        [str(cli), "budget", "validate", *files],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("ok:") == 3
