@@ -68,15 +68,15 @@ class CostGuard:
         self.spent = budget.spent_this_month
         self._last: float | None = None
         self._month: tuple[int, int] | None = None
-        self.clamped = 0
 
     def __call__(self, now: float, desired: int, pods_alive: int) -> tuple[int, str]:
         when = datetime.fromtimestamp(now, UTC)
         month = (when.year, when.month)
-        if self._last is not None:
-            self.spent += pods_alive * self.price * (now - self._last) / 3600.0
         if self._month is not None and month != self._month:
             self.spent = 0.0
+        if self._last is not None:
+            # The pods that existed since the last sync, at their hourly price.
+            self.spent += pods_alive * self.price * (now - self._last) / 3600.0
         self._last, self._month = now, month
         w = self.workload
         request = AllocationRequest(
@@ -92,8 +92,6 @@ class CostGuard:
             ],
         )
         result = allocate(request).workloads[0]
-        if result.replicas < desired:
-            self.clamped += 1
         return result.replicas, result.reason
 
 
@@ -321,7 +319,7 @@ class Predictive:
             desired[t.i] = replicas
             served[t.i] = value
             if decision.forecast is not None:
-                forecast[t.i] = decision.forecast.quantile(spec.risk_quantile)
+                forecast[t.i] = decision.forecast.quantiles.get(spec.risk_quantile, np.nan)
             return int(hpa.sync(t.now, t.current_replicas, [proposal]))
 
         extra = {"desired": desired, "served_value": served, "forecast": forecast}
