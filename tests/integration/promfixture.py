@@ -22,6 +22,10 @@ Typical use::
                                     scrape_targets=["127.0.0.1:8000"])
     server.url            # http://127.0.0.1:PORT
     server.kill(); server.restart(); server.stop()
+
+Also here: ``standard_backfill`` (the data set of ``conftest.py``), ``LoopbackServer``
+(a slow proxy, an auth gateway, or a server answering garbage, for fault tests), and
+``make_tls_files`` / ``bcrypt_hash`` for a Prometheus serving TLS and basic auth itself.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import json
 import math
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -321,3 +322,23 @@ def test_missing_prometheus_skips_loudly_but_fails_under_ci(
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI=true"):
         require_prometheus()
+
+
+def test_times_may_be_aware_datetimes_but_not_naive_ones(
+    source: PrometheusSource, prometheus_end: int
+) -> None:
+    start, end = prometheus_end - 3600, prometheus_end
+    by_float = source.history_by(RATE, start, end, 60)
+    by_dt = source.history_by(
+        RATE,
+        datetime.fromtimestamp(start, UTC),
+        pd.Timestamp(end, unit="s", tz="UTC"),
+        60,
+    )
+    pd.testing.assert_series_equal(by_dt[("shop", "web")], by_float[("shop", "web")])
+    with pytest.raises(InputError, match="no timezone"):
+        source.history_by(RATE, datetime(2026, 1, 1), end, 60)
+    with pytest.raises(InputError, match="ends before it starts"):
+        source.history_by(RATE, end, start, 60)
+    with pytest.raises(InputError, match="whole number of seconds"):
+        source.history_by(RATE, start, end, 0.5)
