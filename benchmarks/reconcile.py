@@ -28,6 +28,7 @@ Usage (2-core machine, run with nice):
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -168,26 +169,37 @@ def main(argv: list[str] | None = None) -> int:
             ControllerMetrics(),
             LedgerStore(tmp / "l.json"),
         )
+        print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         sent = source.requests_sent
+        c0 = time.process_time()
         cold = ctl.reconcile()
+        cold_cpu = time.process_time() - c0
         print(
             f"cold tick: {cold.duration_seconds:.2f}s, {cold.queries} query,"
             f" {source.requests_sent - sent} HTTP request(s),"
             f" {sum(1 for w in cold.workloads if w.decision.fallback)} fallback,"
             f" {sum(len(e.clamped) for e in cold.environments)} clamped by budget,"
-            f" {len(store.all_values())} values published"
+            f" {len(store.all_values())} values published; CPU {cold_cpu:.2f}s"
         )
         warm: list[float] = []
+        warm_cpu: list[float] = []
         for _ in range(args.warm):
             clock.sleep(60)
+            c0 = time.process_time()
             warm.append(ctl.reconcile().duration_seconds)
+            warm_cpu.append(time.process_time() - c0)
         print(
             f"warm ticks: median {statistics.median(warm):.3f}s, max {max(warm):.3f}s"
-            f" over {len(warm)} ticks"
+            f" over {len(warm)} ticks; CPU median {statistics.median(warm_cpu):.3f}s"
         )
         clock.sleep(3600)
+        c0 = time.process_time()
         refit = ctl.reconcile()
-        print(f"refit tick (every model refits): {refit.duration_seconds:.2f}s")
+        print(
+            f"refit tick (every model refits): {refit.duration_seconds:.2f}s;"
+            f" CPU {time.process_time() - c0:.2f}s"
+        )
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
         # Baseline: the same window, one query per workload (the naive design).
         start, stop = end - args.hours * 3600, end
         m = min(args.naive, n)
