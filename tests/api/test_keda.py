@@ -19,6 +19,7 @@ from autoscaler.api.keda.scaler import KedaServer, start_keda_server
 from autoscaler.api.settings import ApiSettings
 from autoscaler.certs import issue, make_ca
 from autoscaler.store import DecisionStore, MetricValue
+from models.errors import InputError
 from tests.api.conftest import ManualClock
 
 pytestmark = pytest.mark.integration
@@ -180,3 +181,15 @@ def test_tls(tmp_path_factory: pytest.TempPathFactory) -> None:
     finally:
         channel.close()
         server.stop(0.5)
+
+
+def test_busy_port_is_an_error() -> None:
+    clock = ManualClock(1_800_000_000.0)
+    settings = ApiSettings(bind="127.0.0.1:0", insecure=True, keda_bind="127.0.0.1:0")
+    first = start_keda_server(DecisionStore(), settings, clock)
+    try:
+        busy = settings.model_copy(update={"keda_bind": f"127.0.0.1:{first.port}"})
+        with pytest.raises(InputError, match="cannot listen"):
+            start_keda_server(DecisionStore(), busy, clock)
+    finally:
+        first.stop(0.5)

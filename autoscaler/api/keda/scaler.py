@@ -171,19 +171,30 @@ def start_keda_server(
             "--keda-bind", f"--insecure is loopback only; refusing to bind {host}", "bind 127.0.0.1"
         )
     service = ExternalScalerService(store, settings, clock)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="keda"))
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="keda"),
+        # gRPC sets SO_REUSEPORT by default: a second server on a busy port would then
+        # start silently and share the traffic. A busy port must be an error instead.
+        options=[("grpc.so_reuseport", 0)],
+    )
     pb_grpc.add_ExternalScalerServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    if settings.insecure:
-        bound = server.add_insecure_port(address)
+    try:
+        if settings.insecure:
+            bound = server.add_insecure_port(address)
+        else:
+            assert settings.tls_cert is not None and settings.tls_key is not None
+            creds = grpc.ssl_server_credentials(
+                [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())]
+            )
+            bound = server.add_secure_port(address, creds)
+    except RuntimeError as err:  # newer grpcio raises instead of returning 0
+        bound = 0
+        detail = str(err)
     else:
-        assert settings.tls_cert is not None and settings.tls_key is not None
-        creds = grpc.ssl_server_credentials(
-            [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())]
-        )
-        bound = server.add_secure_port(address, creds)
+        detail = "address in use?"
     if bound == 0:
-        raise InputError("--keda-bind", f"cannot listen on {settings.keda_bind}")
+        raise InputError("--keda-bind", f"cannot listen on {settings.keda_bind} ({detail})")
     server.start()
     log.info("KEDA external scaler on %s", address)
     return KedaServer(server, service, bound)
