@@ -8,11 +8,14 @@ operator of apimachinery's grammar and its malformed forms.
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kubernetes.utils.quantity import parse_quantity
 
 from autoscaler.api.quantity import format_quantity
@@ -173,3 +176,17 @@ def test_store_concurrent_readers_see_whole_snapshots() -> None:
         t.join(5)
     assert not errors
     assert gen > 10
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.floats(min_value=0, max_value=1e15, allow_nan=False, allow_infinity=False))
+def test_quantity_round_trips_through_reference_parser(value: float) -> None:
+    """Any finite value: canonical form, and the parser gets it back (rounded up to nano)."""
+    text = format_quantity(value)
+    assert re.fullmatch(r"-?\d+[numkMGTPE]?", text), text
+    exact = Decimal(repr(value)).quantize(Decimal("1e-9"), rounding=ROUND_CEILING)
+    assert parse_quantity(text) == exact
+    # Largest exponent: the mantissa of a suffixed form is never a multiple of 1000.
+    digits = text.rstrip("numkMGTPE")
+    if text[-1:] in "numkMGTPE" and text[-1:] != "E":
+        assert int(digits) % 1000 != 0
