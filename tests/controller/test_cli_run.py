@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -140,3 +141,67 @@ def test_shadow_report_compares_with_what_happened(
     result = CliRunner().invoke(build_app(), ["report", "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert "shop/web" in result.stdout
+
+
+@pytest.mark.slow
+def test_run_serves_until_sigterm(prom: PrometheusServer, tmp_path: Path) -> None:
+    """The real entry point: loop + API server + /metrics, then a clean SIGTERM exit."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.integration.promfixture import free_port
+
+    api_port, metrics_port = free_port(), free_port()
+    config = tmp_path / "settings.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "prometheus": {"url": prom.url, "step_seconds": 60, "backfill_seconds": 21600},
+                "loop": {"stale_after_seconds": 3600, "sync_seconds": 1},
+                "ledger": {"path": str(tmp_path / "ledger.json")},
+                "shadow": {"path": str(tmp_path / "shadow.jsonl")},
+                "api": {"bind": f"127.0.0.1:{api_port}", "insecure": True},
+                "observability": {"metrics_port": metrics_port, "metrics_addr": "127.0.0.1"},
+            }
+        )
+    )
+    objects = write_objects(tmp_path, DOCS)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from autoscaler.cli import main; main()"]
+        + ["run", "--config", str(config)]
+        + ["--objects", str(objects)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        url = (
+            f"http://127.0.0.1:{api_port}/apis/external.metrics.k8s.io/v1beta1/namespaces/shop/"
+            "autoscaler_desired_replicas?labelSelector=workload%3Dweb"
+        )
+        items: list[Any] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not items:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    items = json.loads(resp.read())["items"]
+            except OSError:
+                pass
+            time.sleep(0.3)
+        assert items, "the API never served a value"
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        assert "autoscaler_workload_served_replicas" in text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        logs = proc.stderr.read().decode() if proc.stderr else ""
+        first = next(line for line in logs.splitlines() if line.startswith("{"))
+        assert json.loads(first)["level"] in {"info", "warning"}  # structured JSON logs
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
