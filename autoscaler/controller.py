@@ -1133,7 +1133,7 @@ def explain_text(r: WorkloadResult, envs: tuple[EnvironmentResult, ...] = ()) ->
             f"              spent ${env.spend:.2f} of {limit}; month-end projection"
             f" ${env.projection:.2f}; HPA maxReplicas {r.ceiling}",
         ]
-        if r.budget_reason:
+        if r.budget_reason and r.budget_reason not in d.reason:
             lines.append(f"  guard:      {r.budget_reason}")
     else:
         lines.append(f"  budget:     none covers this workload (HPA maxReplicas {r.ceiling})")
