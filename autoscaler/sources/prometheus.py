@@ -260,7 +260,7 @@ class PrometheusSource:
                 combined = np.where(np.isnan(stack), -np.inf, stack).max(axis=0)
             combined[all_nan] = np.nan
         out = pd.Series(combined, index=_index(points, step_s), dtype=float, name=query)
-        out.attrs.update(self._attrs(query, (), out, points, non_finite, negative, len(raw)))
+        out.attrs.update(self._attrs(query, (), combined, points, non_finite, negative, len(raw)))
         return out
 
     def history_by(
@@ -292,12 +292,13 @@ class PrometheusSource:
         out: dict[Key, pd.Series] = {}
         for key, r in raw.items():
             values, non_finite, negative = _clean(r)
-            series = pd.Series(values, index=index, dtype=float, name="/".join(key))
-            series.attrs.update(self._attrs(wrapped, key, series, points, non_finite, negative, 1))
-            if not series.notna().any():
+            if np.isnan(values).all():
                 # Only NaN/Inf samples: no usable data, so no key ("absent", not "zero").
                 log.info("%s: %s has no finite sample; left out", wrapped, "/".join(key))
                 continue
+            # numpy first, pandas once: a 1,000-workload tick spends its time here.
+            series = pd.Series(values, index=index, dtype=float, name="/".join(key), copy=False)
+            series.attrs.update(self._attrs(wrapped, key, values, points, non_finite, negative, 1))
             out[key] = series
         return out
 
@@ -399,13 +400,14 @@ class PrometheusSource:
         self,
         query: str,
         key: Key,
-        series: pd.Series,
+        values: np.ndarray,
         points: np.ndarray,
         non_finite: int,
         negative: int,
         combined: int,
     ) -> dict[str, Any]:
-        finite = np.flatnonzero(series.notna().to_numpy())
+        """``series.attrs`` (see ``SeriesAttrs``), including the STALE policy."""
+        finite = np.flatnonzero(~np.isnan(values))
         last = float(points[finite[-1]]) if finite.size else None
         stale = last is None or float(points[-1]) - last > self.settings.stale_after_seconds
         if non_finite or negative:
