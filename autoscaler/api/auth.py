@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import unquote
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -58,6 +59,8 @@ class UserInfo:
     groups: tuple[str, ...] = ()
     #: how we know: "front-proxy" or "token".
     via: str = ""
+    #: extra attributes (``X-Remote-Extra-<key>`` / TokenReview ``user.extra``), sorted.
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,11 +127,14 @@ class KubeReviewer:
         status = result.status
         if status is None or not status.authenticated or status.user is None:
             return None
-        return UserInfo(status.user.username or "", tuple(status.user.groups or ()), "token")
+        extra = tuple(sorted((k, tuple(v)) for k, v in (status.user.extra or {}).items()))
+        return UserInfo(status.user.username or "", tuple(status.user.groups or ()), "token", extra)
 
     def review_access(self, user: UserInfo, attrs: Attributes) -> bool:
         k8s = self._k8s
         spec: dict[str, Any] = {"user": user.name, "groups": list(user.groups)}
+        if user.extra:
+            spec["extra"] = {key: list(values) for key, values in user.extra}
         if attrs.is_resource:
             spec["resource_attributes"] = k8s.V1ResourceAttributes(
                 verb=attrs.verb,
@@ -224,6 +230,7 @@ class Authenticator:
         self._allowed = frozenset(settings.requestheader_allowed_names)
         self._user_header = settings.requestheader_username_header.lower().encode()
         self._group_header = settings.requestheader_group_header.lower().encode()
+        self._extra_prefix = settings.requestheader_extra_headers_prefix.lower().encode()
         self._tokens = _TTLCache(settings.auth_cache_seconds, clock)
         self._access = _TTLCache(settings.auth_cache_seconds, clock)
         self._certs = _TTLCache(3600.0, clock)
@@ -264,6 +271,7 @@ class Authenticator:
                 raise AuthError(401, why)
             user = b""
             groups: list[str] = []
+            extra: dict[str, list[str]] = {}
             for name, value in headers:
                 if name == self._user_header and not user:
                     user = value
@@ -271,10 +279,19 @@ class Authenticator:
                     groups.extend(
                         g.strip() for g in value.decode("latin-1").split(",") if g.strip()
                     )
+                elif name.startswith(self._extra_prefix):
+                    # kube-apiserver percent-encodes the key; one header per value.
+                    key = unquote(name[len(self._extra_prefix) :].decode("latin-1")).lower()
+                    extra.setdefault(key, []).append(value.decode("latin-1"))
             if not user:
                 header = self._settings.requestheader_username_header
                 raise AuthError(401, f"front-proxy request without a {header} header")
-            return UserInfo(user.decode("latin-1"), tuple(groups), "front-proxy")
+            return UserInfo(
+                user.decode("latin-1"),
+                tuple(groups),
+                "front-proxy",
+                tuple(sorted((k, tuple(v)) for k, v in extra.items())),
+            )
         token = _bearer(headers)
         if token is None:
             raise AuthError(401, "no front-proxy client certificate and no bearer token")

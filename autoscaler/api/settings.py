@@ -57,6 +57,7 @@ class ApiSettings(BaseModel):
     #: Header names kube-apiserver uses for the forwarded identity (its defaults).
     requestheader_username_header: str = "X-Remote-User"
     requestheader_group_header: str = "X-Remote-Group"
+    requestheader_extra_headers_prefix: str = "X-Remote-Extra-"
     #: ``delegated``: TokenReview for bearer tokens and SubjectAccessReview for every
     #: request (what a generic apiserver does). ``front-proxy-only``: trust
     #: kube-apiserver's own authorisation and only verify the front-proxy certificate.

@@ -189,6 +189,21 @@ def test_hpa_through_front_proxy_allowed(
     }
 
 
+def test_extra_headers_reach_the_review(
+    server: ServerThread, pki: Pki, standin: KubeStandIn
+) -> None:
+    api = kube_client(server, pki, cert=pki.proxy)
+    headers = {
+        **proxy_headers("dave"),
+        "X-Remote-Extra-Scopes": "metrics",
+        "X-Remote-Extra-A%2Fb": "1",
+    }
+    assert raw_call(api, LIST, headers=headers)[0] == 403
+    review = standin.access_reviews[-1]["spec"]
+    assert review["user"] == "dave"
+    assert review["extra"] == {"a/b": ["1"], "scopes": ["metrics"]}
+
+
 def test_denied_user_403(server: ServerThread, pki: Pki) -> None:
     api = kube_client(server, pki, cert=pki.proxy)
     code, _, body = raw_call(api, LIST, headers=proxy_headers("mallory"))
