@@ -124,6 +124,11 @@ class ServerProcess:
         self._dirty.set()  # send what the store already holds
         return self
 
+    @property
+    def alive(self) -> bool:
+        """Whether the child still runs (the controller can report or restart it)."""
+        return bool(self._process.is_alive())
+
     def sync(self) -> None:
         """Send the current snapshot now (the child applies it right after)."""
         with self._send_lock:

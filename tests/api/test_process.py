@@ -54,9 +54,10 @@ def test_child_mirrors_parent_store() -> None:
         wait_for(kubectl, {"a": "2", "b": "7500m"})
         store.remove("prod", NAME, {"workload": "a"})
         wait_for(kubectl, {"b": "7500m"})
+        assert server.alive
     finally:
         server.stop()
-    assert not server._process.is_alive()
+    assert not server.alive
 
 
 def test_child_with_tls_and_front_proxy_auth(tmp_path: Path) -> None:
