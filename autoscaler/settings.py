@@ -79,8 +79,8 @@ class ObservabilitySettings(BaseModel):
     #: debug, info, warning or error. info logs clamps, fallbacks, leader changes and
     #: one summary line per tick; debug adds one line per workload per tick.
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
-    #: Port of the Prometheus exposition server (0 = none). 9100 is free in the pod.
-    metrics_port: int = Field(default=9100, ge=0, le=65535)
+    #: Port of the Prometheus exposition server (0 = none); 8080 is the port deploy/ exposes.
+    metrics_port: int = Field(default=8080, ge=0, le=65535)
     metrics_addr: str = "0.0.0.0"
 
 

@@ -2,7 +2,8 @@
 
 ``run`` starts the product: the reconcile loop on its own thread, the External Metrics
 API server (TLS + delegated auth unless ``api.insecure``) on another, leader election
-on a third, and the controller's /metrics. Settings are built here once
+on a third, the KEDA external scaler when ``api.keda_bind`` is set, and the
+controller's /metrics. Settings are built here once
 (``--config FILE`` + environment, see ``autoscaler.settings``) and passed down.
 
 ``run --once --dry-run`` does one reconcile, prints the decisions and touches nothing
@@ -220,6 +221,11 @@ def _serve_forever(settings: Any, controller: Any, client: Any) -> None:
         create_app(controller.store, settings.api, auth, WallClock()), settings.api
     )
     server.start()
+    keda = None
+    if settings.api.keda_bind is not None:
+        from autoscaler.api.keda.scaler import start_keda_server
+
+        keda = start_keda_server(controller.store, settings.api, WallClock())
     for t in threads:
         t.start()
     log.info("running: API on %s, sync every %ss", settings.api.bind, settings.loop.sync_seconds)
@@ -230,6 +236,8 @@ def _serve_forever(settings: Any, controller: Any, client: Any) -> None:
         stop.set()
         for t in threads:
             t.join(settings.loop.sync_seconds + 10)
+        if keda is not None:
+            keda.stop(grace=1.0)
         server.stop()
 
 
