@@ -276,9 +276,9 @@ class Authenticator:
                 if name == self._user_header and not user:
                     user = value
                 elif name == self._group_header:
-                    groups.extend(
-                        g.strip() for g in value.decode("latin-1").split(",") if g.strip()
-                    )
+                    # One group per header line, as kube-apiserver's requestheader
+                    # authenticator reads them (no comma splitting).
+                    groups.append(value.decode("latin-1"))
                 elif name.startswith(self._extra_prefix):
                     # kube-apiserver percent-encodes the key; one header per value.
                     key = unquote(name[len(self._extra_prefix) :].decode("latin-1")).lower()
@@ -317,7 +317,7 @@ class Authenticator:
             raise AuthError(
                 403, f'user "{user.name}" {attrs.describe()}: no SubjectAccessReview configured'
             )
-        key = (user.name, user.groups, attrs)
+        key = (user.name, user.groups, user.extra, attrs)
         hit, allowed = self._access.get(key)
         if not hit:
             ok, allowed = await _call(self._reviewer.review_access, user, attrs)
