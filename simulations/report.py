@@ -309,7 +309,10 @@ def main_figure(scored: ScoredResult) -> Any:
     prep = scored.result.prepared
     cap = prep.workload.capacity_rps * prep.scenario.slo_utilization
     names = _ordered(list(scored.result.timelines))
-    fig, axes = plt.subplots(len(names), 1, figsize=(12, 2.2 * len(names)), sharex=True)
+    # One y scale for all panels, so that over-provisioning compares at a glance.
+    fig, axes = plt.subplots(
+        len(names), 1, figsize=(12, 2.2 * len(names)), sharex=True, sharey=True
+    )
     axes = np.atleast_1d(axes)
     for ax, name in zip(axes, names, strict=True):
         tl = scored.result.timelines[name]
