@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from models.base import Forecast, Forecaster
@@ -57,6 +58,8 @@ class ScalingSpec:
     model: str = "auto"
     #: refit the forecaster this often (seconds of simulated or real time).
     refit_seconds: float = 3600.0
+    #: history kept for the forecaster (seconds); two weeks holds a weekly season twice.
+    history_seconds: float = 14 * 86400.0
 
     @property
     def key(self) -> str:
@@ -70,7 +73,10 @@ class WorkloadState:
     history: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     forecaster: Forecaster | None = None
     fitted_at: float | None = None
-    fitted_len: int = 0
+    #: samples appended since the last fit, not yet folded into the forecaster.
+    pending: list[pd.Series] = field(default_factory=list)
+    #: the newest finite sample (the current rate) and its stamp.
+    current_rate: float | None = None
     last: Decision | None = None
     #: forecasts by horizon for the current data; cleared when new samples arrive.
     cache: dict[int, Forecast] = field(default_factory=dict)
@@ -98,17 +104,33 @@ class Decision:
         return replace(self, replicas=replicas, binding_constraint=constraint, reason=reason)
 
 
-def _append(history: pd.Series, new: pd.Series, now: float) -> pd.Series:
-    """Append samples, refusing anything later than ``now`` (causality guard)."""
+def _append(state: WorkloadState, new: pd.Series, now: float, keep_seconds: float) -> pd.Series:
+    """Append samples to the history, refusing anything later than ``now`` (causality).
+
+    Returns the samples actually appended. The history is trimmed to ``keep_seconds``.
+    """
     if new.empty:
-        return history
+        return new
+    history = state.history
     cutoff = pd.Timestamp(now, unit="s", tz="UTC")
     new = new[new.index <= cutoff]
     if not history.empty:
         new = new[new.index > history.index[-1]]
     if new.empty:
-        return history
-    return new.astype(float) if history.empty else pd.concat([history, new.astype(float)])
+        return new
+    new = new.astype(float)
+    history = new if history.empty else pd.concat([history, new])
+    if (
+        len(history) > 64
+        and (history.index[-1] - history.index[0]).total_seconds() > keep_seconds * 1.25
+    ):
+        history = history[history.index > history.index[-1] - pd.Timedelta(seconds=keep_seconds)]
+    state.history = history
+    finite = new.to_numpy()
+    finite = finite[np.isfinite(finite)]
+    if finite.size:
+        state.current_rate = float(finite[-1])
+    return new
 
 
 def _step_seconds(y: pd.Series) -> float:
@@ -177,9 +199,11 @@ def decide(
     online from the workload's own under-provisioning. The returned decision is before
     the cost guard; ``state`` is updated in place.
     """
-    state.history = _append(state.history, new_samples, now)
+    appended = _append(state, new_samples, now, spec.history_seconds)
+    if not appended.empty:
+        state.pending.append(appended)
     y = state.history
-    if y.empty or not y.notna().any():
+    if state.current_rate is None:
         desired = max(current_replicas, spec.min_replicas)
         decision = Decision(
             workload=spec.key,
@@ -198,13 +222,14 @@ def decide(
     if state.forecaster is None or due:
         state.forecaster = make_forecaster(spec.model).fit(y)
         state.fitted_at = now
+        state.pending.clear()
         state.cache.clear()
-    elif len(y) > state.fitted_len:
-        state.forecaster.update(y.iloc[state.fitted_len :])
+    elif state.pending:
+        new = state.pending[0] if len(state.pending) == 1 else pd.concat(state.pending)
+        state.forecaster.update(new)
+        state.pending.clear()
         state.cache.clear()
-    state.fitted_len = len(y)
-    valid = y.dropna()
-    y_now = float(valid.iloc[-1])
+    y_now = state.current_rate
     _adapt_margin(state, spec, now, y_now, current_replicas)
     last_stamp = float(y.index[-1].timestamp())
     # The last sample covers [stamp, stamp + step); what follows is unobserved.
