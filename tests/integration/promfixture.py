@@ -402,7 +402,11 @@ class PrometheusServer:
         return result
 
     def wait_for(self, promql: str, timeout_s: float = 20.0) -> list[dict[str, Any]]:
-        """Poll an instant query until it returns something (bounded), e.g. a scrape."""
+        """Poll an instant query until it returns something (bounded), e.g. a scrape.
+
+        Prometheus throttles target discovery: the first scrape of a target comes
+        about 5 s after a start or restart, whatever the scrape interval.
+        """
         deadline = time.monotonic() + timeout_s
         while True:
             result = self.query(promql)

@@ -219,6 +219,7 @@ def test_tls_with_private_ca_basic_auth_and_client_certificate(tmp_path: Path, e
             source(server.url, **no_client_cert).history_by(RATE, end - 3600, end, 300)
 
 
+@pytest.mark.slow  # ~10 s: Prometheus's discovery throttle delays each first scrape ~5 s
 def test_scrape_targets_and_scraped_data_survive_a_crash(tmp_path: Path) -> None:
     """The fixture scrapes a test exporter; after SIGKILL + restart the WAL keeps it."""
     body = b"# TYPE exporter_load gauge\nexporter_load 42\n"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import sys
 from datetime import UTC, datetime
 
@@ -20,7 +19,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from autoscaler.cli import build_app
+from autoscaler.cli import build_app, main
 from autoscaler.cli.forecast import run_forecast
 from autoscaler.sources.base import MetricSource, has_data
 from autoscaler.sources.prometheus import PrometheusSource, bare_counters, grid, pages
@@ -230,12 +229,17 @@ def test_settings_errors_name_the_field() -> None:
 WEB = 'sum(rate(http_requests_total{namespace="shop",workload="web"}[2m]))'
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """The installed entry point (``main()``), as a user runs it."""
-    code = "from autoscaler.cli import main; main()"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
-    )
+def run_cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str
+) -> tuple[int, str]:
+    """``main()`` as the console script runs it (in-process: a subprocess re-imports
+    every command module, seconds on the shared machine); returns (status, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["autoscaler", *args])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main()
+    code = done.value.code
+    return (code if isinstance(code, int) else 1), capsys.readouterr().err
 
 
 def test_forecast_cli_json_against_real_prometheus(
@@ -294,18 +298,26 @@ def test_forecast_bad_query_is_an_input_error(
         )
 
 
-def test_forecast_cli_bad_query_is_one_line_and_exit_2(prometheus: PrometheusServer) -> None:
-    done = run_cli("forecast", "--prometheus-url", prometheus.url, "--query", "sum(rate(x[5m]")
-    assert done.returncode == 2, done.stderr
-    assert "parse error" in done.stderr
-    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+def test_forecast_cli_bad_query_is_one_line_and_exit_2(
+    prometheus: PrometheusServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    args = ["forecast", "--prometheus-url", prometheus.url, "--query", "sum(rate(x[5m]"]
+    code, err = run_cli(capsys, monkeypatch, *args)
+    assert code == 2, err
+    assert "parse error" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
-def test_forecast_cli_unreachable_is_exit_1() -> None:
+def test_forecast_cli_unreachable_is_exit_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    done = run_cli("forecast", "--prometheus-url", url, "--query", WEB, "--timeout", "2s")
-    assert done.returncode == 1 and "cannot connect" in done.stderr
-    assert "Traceback" not in done.stderr
+    args = ["forecast", "--prometheus-url", url, "--query", WEB, "--timeout", "2s"]
+    code, err = run_cli(capsys, monkeypatch, *args)
+    assert code == 1 and "cannot connect" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 # ------------------------------------------------------------------ the fixture itself
