@@ -99,6 +99,11 @@ class Workload:
     state: WorkloadState = field(default_factory=WorkloadState)
     #: unix time of the newest finite sample taken into the history.
     last_sample: float | None = None
+    #: end of the last successful query covering this workload (None: never fetched).
+    fetched_until: float | None = None
+    #: start of the oldest window fetched, and how far back the backfill should go.
+    backfilled_from: float | None = None
+    backfill_target: float | None = None
     #: when data was first seen missing (None while data flows).
     missing_since: float | None = None
     fallback: bool = False
@@ -181,9 +186,16 @@ def _dt(seconds: float) -> datetime:
 
 
 def scaling_spec(
-    pa: PredictiveAutoscaler, refit_seconds: float, fallback_model: str
+    pa: PredictiveAutoscaler,
+    refit_seconds: float,
+    fallback_model: str,
+    history_seconds: float = 14 * 86400.0,
 ) -> ScalingSpec:
-    """The pure decision path's view of a PredictiveAutoscaler."""
+    """The pure decision path's view of a PredictiveAutoscaler.
+
+    ``history_seconds`` (what ``decide`` keeps) is the Prometheus backfill window, so
+    history fetched is history kept.
+    """
     s = pa.spec
     model = s.forecaster if s.forecaster in FORECASTERS else fallback_model
     return ScalingSpec(
@@ -197,6 +209,7 @@ def scaling_spec(
         risk_quantile=s.risk_quantile,
         model=model,
         refit_seconds=refit_seconds,
+        history_seconds=history_seconds,
     )
 
 
@@ -376,6 +389,7 @@ class Controller:
         self._autoscalers: list[PredictiveAutoscaler] = []
         self._budgets: list[Budget] = []
         self.last_report: ReconcileReport | None = None
+        self._fetched_cold = False
 
     # ------------------------------------------------------------------ the loop
 
@@ -399,6 +413,8 @@ class Controller:
         self._refresh_objects(errors)
         assignments = self._sync_workloads()
         data, data_errors, queries = self._fetch(now)
+        if not self._fetched_cold:  # a first fetch is enough work for one tick
+            queries += self._backfill_older(now)
         targets = self._targets(errors)
         decisions: dict[str, Decision] = {}
         observed: dict[str, float | None] = {}
@@ -495,7 +511,12 @@ class Controller:
         for pa in self._autoscalers:
             key = pa.key
             seen.add(key)
-            spec = scaling_spec(pa, loop.refit_seconds, loop.fallback_model)
+            spec = scaling_spec(
+                pa,
+                loop.refit_seconds,
+                loop.fallback_model,
+                self.settings.prometheus.backfill_seconds,
+            )
             w = self.workloads.get(key)
             if w is None:
                 self.workloads[key] = Workload(pa=pa, spec=spec)
@@ -522,51 +543,133 @@ class Controller:
         return NO_BUDGET
 
     def _fetch(self, now: float) -> tuple[dict[str, pd.Series], dict[str, str], int]:
-        """One batched query per distinct (query, window); returns per-workload series."""
+        """One batched query per distinct query (and window kind); per-workload series.
+
+        A workload never fetched gets ``loop.initial_backfill_seconds`` of history at
+        once (so it does not start cold); older history arrives page by page on later
+        ticks (``_backfill_older``). Afterwards each tick asks only for the steps after
+        the newest sample taken (a step still empty because of scrape lag is asked for
+        again), but never for more than the stale limit: older gaps stay gaps.
+        """
         prom = self.settings.prometheus
+        loop = self.settings.loop
         step = float(prom.step_seconds)
-        oldest = now - prom.backfill_seconds
+        end = math.floor(now / step) * step
+        initial = min(loop.initial_backfill_seconds, prom.backfill_seconds)
         groups: dict[tuple[str, bool], list[Workload]] = {}
         for w in self.workloads.values():
-            groups.setdefault((w.pa.spec.query, w.last_sample is None), []).append(w)
+            groups.setdefault((w.pa.spec.query, w.fetched_until is None), []).append(w)
         out: dict[str, pd.Series] = {}
         failed: dict[str, str] = {}
         queries = 0
+        self._fetched_cold = False
         for (query, cold), members in groups.items():
             if cold:
-                start = oldest  # backfill: never start cold
+                self._fetched_cold = True
+                start = now - initial
             else:
-                since = min(w.last_sample for w in members if w.last_sample is not None)
-                start = max(oldest, since + step)
+                since = min(
+                    w.last_sample if w.last_sample is not None else (w.fetched_until or now)
+                    for w in members
+                )
+                start = max(since + step, now - loop.stale_after_seconds - step)
             start = math.floor(start / step) * step
-            end = math.floor(now / step) * step
             if end < start:
                 continue
             queries += 1
-            try:
-                answer = self.source.history_by(query, start, end, step)
-            except AutoscalerError as err:
-                log_event(
-                    log,
-                    "query_failed",
-                    f"history query failed: {err}",
-                    logging.WARNING,
-                    query=query,
-                    workloads=len(members),
-                    retryable=isinstance(err, RetryableError),
-                )
-                for w in members:
-                    failed[w.pa.key] = str(err)
+            answer = self._query(query, start, end, step, members, failed)
+            if answer is None:
                 continue
             for w in members:
+                w.fetched_until = end
+                if cold:
+                    w.backfilled_from = start
+                    w.backfill_target = now - prom.backfill_seconds
                 series = answer.get((w.pa.metadata.namespace, w.pa.spec.target_ref.name))
                 if series is not None:
-                    # Without the source's attrs: pandas deep-copies attrs on every
-                    # operation, which costs seconds per tick over 1,000 histories.
-                    out[w.pa.key] = pd.Series(
-                        series.to_numpy(dtype=float), index=series.index, dtype=float
-                    )
+                    out[w.pa.key] = series
         return out, failed, queries
+
+    def _query(
+        self,
+        query: str,
+        start: float,
+        end: float,
+        step: float,
+        members: list[Workload],
+        failed: dict[str, str] | None,
+    ) -> dict[tuple[str, ...], pd.Series] | None:
+        """``history_by`` with errors logged (and noted per workload); None on failure."""
+        try:
+            answer = self.source.history_by(query, start, end, step)
+        except AutoscalerError as err:
+            log_event(
+                log,
+                "query_failed",
+                f"history query failed: {err}",
+                logging.WARNING,
+                query=query,
+                workloads=len(members),
+                retryable=isinstance(err, RetryableError),
+            )
+            if failed is not None:
+                for w in members:
+                    failed[w.pa.key] = str(err)
+            return None
+        # Without the source's attrs: pandas deep-copies attrs on every operation,
+        # which costs seconds per tick over 1,000 histories.
+        return {
+            key: pd.Series(series.to_numpy(dtype=float), index=series.index, dtype=float)
+            for key, series in answer.items()
+        }
+
+    def _backfill_older(self, now: float) -> int:
+        """Fetch one older page of history for one group of workloads; returns queries.
+
+        Bounded: at most one query of ``loop.backfill_page_seconds`` per tick, so the
+        14-day backfill of 1,000 workloads never makes a tick overrun its sync. The
+        page is prepended to each history and the model refits on the longer history.
+        """
+        step = float(self.settings.prometheus.step_seconds)
+        page = self.settings.loop.backfill_page_seconds
+        groups: dict[tuple[str, float], list[Workload]] = {}
+        for w in self.workloads.values():
+            if (
+                w.backfilled_from is not None
+                and w.backfill_target is not None
+                and w.backfilled_from - step >= w.backfill_target
+            ):
+                groups.setdefault((w.pa.spec.query, w.backfilled_from), []).append(w)
+        if not groups:
+            return 0
+        (query, upto), members = max(groups.items(), key=lambda kv: len(kv[1]))
+        target = min(w.backfill_target or upto for w in members)
+        start = math.floor(max(target, upto - page) / step) * step
+        end = upto - step
+        answer = self._query(query, start, end, step, members, None)
+        if answer is None:
+            return 1
+        for w in members:
+            w.backfilled_from = start
+            older = answer.get((w.pa.metadata.namespace, w.pa.spec.target_ref.name))
+            if older is None or not np.isfinite(older.to_numpy(dtype=float)).any():
+                continue
+            hist = w.state.history
+            if not hist.empty:
+                older = older[older.index < hist.index[0]]
+            if older.empty:
+                continue
+            w.state.history = older if hist.empty else pd.concat([older, hist])
+            w.state.fitted_at = None  # refit on the longer history next decide
+        log_event(
+            log,
+            "backfill_page",
+            f"backfilled {len(members)} workloads back to {rfc3339(start)}",
+            logging.DEBUG,
+            workloads=len(members),
+            start=start,
+        )
+        return 1
 
     def _targets(self, errors: list[str]) -> dict[str, TargetInfo | None]:
         out: dict[str, TargetInfo | None] = {}
@@ -620,7 +723,6 @@ class Controller:
         if not new.empty:
             w.last_sample = float(new.index[-1].timestamp())
         base = decide(now, w.spec, w.state, new, current)
-        self._trim(w)
         fresh = (
             not data_error
             and w.last_sample is not None
@@ -637,14 +739,6 @@ class Controller:
                 )
             return base
         return self._fallback(w, now, base, current, data_error)
-
-    def _trim(self, w: Workload) -> None:
-        """Bound memory: keep ``history_points`` samples (the forecaster's index shifts)."""
-        keep = self.settings.loop.history_points
-        extra = len(w.state.history) - keep
-        if extra > 0:
-            w.state.history = w.state.history.iloc[extra:]
-            w.state.fitted_len = max(0, w.state.fitted_len - extra)
 
     def _fallback(
         self, w: Workload, now: float, base: Decision, current: int, data_error: str

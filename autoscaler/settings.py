@@ -39,12 +39,17 @@ class LoopSettings(BaseModel):
     #: Seconds between full refits of each forecaster (predictions run every tick on
     #: the cheap ``update`` path). One hour keeps a 1,000-workload refit off most ticks.
     refit_seconds: float = Field(default=3600.0, gt=0)
-    #: Samples of history kept per workload in memory (older ones are dropped).
-    #: 20,160 = 14 days at 60 s, the Prometheus source's default backfill.
-    history_points: int = Field(default=20_160, ge=10)
     #: Seconds after which the newest sample counts as missing data (fallback starts).
     #: 180 s = three 60-s steps: one late scrape is not an outage, three are.
     stale_after_seconds: float = Field(default=180.0, gt=0)
+    #: Seconds of history fetched for a workload on its first tick (so it never starts
+    #: cold); the rest of ``prometheus.backfill_seconds`` follows one page per tick.
+    #: 6 h = 360 points at 60 s: enough for the short-horizon models, and cheap enough
+    #: for 1,000 workloads to fit in one 15-s tick.
+    initial_backfill_seconds: float = Field(default=21_600.0, gt=0)
+    #: Seconds of older history fetched per tick until the backfill is complete (one
+    #: query per tick). 6 h pages bring 14 days in 56 ticks (14 minutes at 15 s).
+    backfill_page_seconds: float = Field(default=21_600.0, gt=0)
     #: Seconds between unconditional re-writes of each owned HPA (between them, only a
     #: changed ceiling is written). 300 s repairs a hand-edited HPA within 5 minutes.
     resync_seconds: float = Field(default=300.0, gt=0)

@@ -328,3 +328,45 @@ def test_deleted_autoscaler_stops_being_served(
     ctl.reconcile()
     assert {v.labels["workload"] for v in store.query("shop", METRIC, None)} == {"web"}
     assert "shop/api" not in ctl.workloads
+
+
+def test_long_backfill_arrives_one_page_per_tick(
+    prom: PrometheusServer, end: int, tmp_path: Path
+) -> None:
+    settings = load_settings(
+        None,
+        prometheus={"url": prom.url, "step_seconds": 60, "backfill_seconds": 2 * 86400},
+        loop={
+            "stale_after_seconds": 3600,
+            "initial_backfill_seconds": 6 * 3600,
+            "backfill_page_seconds": 12 * 3600,
+        },
+        ledger={"path": tmp_path / "ledger.json"},
+        shadow={"path": tmp_path / "shadow.jsonl"},
+    )
+    clock = SimClock(end + 30)
+    ctl = Controller(
+        settings,
+        PrometheusSource(settings.prometheus),
+        StaticCluster.from_documents(SHOP),
+        DecisionStore(),
+        clock,
+    )
+    first = ctl.reconcile()
+    assert first.queries == 1  # the initial 6 h only: a first tick stays cheap
+    web = ctl.workloads["shop/web"]
+    assert 300 <= len(web.state.history) <= 361
+    lengths = [len(web.state.history)]
+    queries = []
+    for _ in range(6):
+        clock.sleep(60)
+        report = ctl.reconcile()
+        queries.append(report.queries)
+        lengths.append(len(web.state.history))
+        assert not report.by_key()["shop/web"].decision.fallback
+    # 6 h + 12 h pages reach 2 days in 4 pages, one query per tick, then they stop.
+    assert queries[:4] == [2, 2, 2, 2] and queries[4:] == [1, 1]
+    assert lengths[4] >= 2 * 1440 - 2 and lengths[4] > lengths[1] > lengths[0]
+    assert web.state.fitted_at == end + 30 + 4 * 60  # refit on the longer history
+    assert web.state.history.index.is_monotonic_increasing
+    assert web.state.history.index.is_unique
