@@ -40,7 +40,6 @@ NOT_JSON            an HTML page or invalid JSON instead of the API's JSON: with
 
 from __future__ import annotations
 
-import ast
 import json
 import logging
 import math
@@ -233,7 +232,7 @@ class PrometheusSource:
         """The one series ``query`` returns; see the module's edge policies."""
         self._check_counters(query)
         step_s, points = self._points(start, end, step)
-        raw = self._fetch(query, points, key_of=_all_labels)
+        raw = self._fetch(query, points, step_s, key_of=_all_labels)
         if len(raw) > 1 and self.settings.multiple_series == "error":
             shown = ", ".join(_fmt_labels(key) for key in list(raw)[:3])
             more = f" and {len(raw) - 3} more" if len(raw) > 3 else ""
@@ -287,7 +286,7 @@ class PrometheusSource:
         def key_of(metric: dict[str, str]) -> Key:
             return tuple(metric.get(k, "") for k in labels)
 
-        raw = self._fetch(wrapped, points, key_of=key_of)
+        raw = self._fetch(wrapped, points, step_s, key_of=key_of)
         index = _index(points, step_s)
         out: dict[Key, pd.Series] = {}
         for key, r in raw.items():
@@ -360,10 +359,10 @@ class PrometheusSource:
         self,
         query: str,
         points: np.ndarray,
+        step: int,
         key_of: Callable[[dict[str, str]], Key],
     ) -> dict[Key, _Raw]:
         """Run ``query`` page by page; key -> samples on ``points`` (gaps marked)."""
-        step = int(points[1] - points[0]) if len(points) > 1 else 1
         out: dict[Key, _Raw] = {}
         for first, last in pages(points, self.settings.max_points):
             for item in self._range(query, first, last, step):
@@ -439,7 +438,10 @@ class PrometheusSource:
                 start_time=datetime.fromtimestamp(first, UTC),
                 end_time=datetime.fromtimestamp(last, UTC),
                 step=str(step),
-                params={"timeout": f"{max(int(s.timeout_seconds * 1000), 1)}ms"},
+                params={
+                    **s.query_params,
+                    "timeout": f"{max(int(s.timeout_seconds * 1000), 1)}ms",
+                },
             )
         except requests.exceptions.Timeout as err:
             raise RetryableError(
@@ -495,9 +497,12 @@ class PrometheusSource:
 
     def _http_error(self, where: str, err: PrometheusApiClientException) -> AutoscalerErrorType:
         """QUERY_ERROR / SERVER_ERROR: classify a non-200 answer by its status."""
+        # The response hook has seen the answer (the library only keeps its repr).
         response = getattr(self._local, "response", None)
-        status = int(response.status_code) if response is not None else _status_of(err)
-        body = self._last_body() if response is not None else _body_of(err)
+        status = int(response.status_code) if response is not None else 0
+        body = self._last_body()
+        if response is None:
+            return PermanentError(f"{where}: {err}")
         try:
             decoded = json.loads(body)
         except ValueError:
@@ -576,19 +581,3 @@ def _reason(err: Exception) -> str:
         if m:
             return m.group(1).strip()
     return text[:200]
-
-
-def _status_of(err: PrometheusApiClientException) -> int:
-    m = re.search(r"HTTP Status Code (\d+)", str(err))
-    return int(m.group(1)) if m else 0
-
-
-def _body_of(err: PrometheusApiClientException) -> bytes:
-    m = re.search(r"HTTP Status Code \d+ \((b['\"].*['\"])\)$", str(err), re.S)
-    if not m:
-        return b""
-    try:
-        value = ast.literal_eval(m.group(1))
-    except (ValueError, SyntaxError):
-        return b""
-    return value if isinstance(value, bytes) else b""

@@ -83,6 +83,10 @@ class PrometheusSettings(BaseModel):
     tls: TLSSettings = Field(default_factory=TLSSettings)
     #: extra HTTP headers, e.g. ``{"X-Scope-OrgID": "team-a"}`` for Mimir/Cortex tenants.
     headers: dict[str, str] = Field(default_factory=dict)
+    #: extra query-string parameters for the backend, e.g. Thanos
+    #: ``{"partial_response": "false"}`` (refuse partial data when a store is down) or
+    #: ``{"dedup": "true"}``; VictoriaMetrics ``{"nocache": "1"}``.
+    query_params: dict[str, str] = Field(default_factory=dict)
     #: seconds one HTTP request may take (also sent as the server-side query
     #: ``timeout``). 10 s leaves room in a 15-s HPA sync for forecasting and publishing.
     timeout_seconds: float = Field(default=10.0, gt=0, le=600)

@@ -162,6 +162,15 @@ def test_auth_gateway_bearer_token_and_tenant_header(
         assert "gzip" in gateway.headers_seen[-1]["Accept-Encoding"]
 
 
+def test_backend_query_params_are_sent(prometheus: PrometheusServer, end: int) -> None:
+    """E.g. Thanos ``partial_response=false``; Prometheus ignores unknown parameters."""
+    with LoopbackServer(upstream=prometheus.url) as proxy:
+        src = source(proxy.url, query_params={"partial_response": "false"})
+        assert ("shop", "web") in src.history_by(RATE, end - 3600, end, 300)
+        assert "partial_response=false" in proxy.requests[-1]
+        assert "timeout=10000ms" in proxy.requests[-1]
+
+
 # ------------------------------------------------------------------ TLS, basic auth, mTLS
 
 
