@@ -487,9 +487,9 @@ def _report_text(name: str, rows: list[ReportRow]) -> str:
         "spend: dollars integrated by the spend ledger from the pods that ran (ready or"
         " starting); clamped: share of ticks where the guard lowered the predictive decision;"
         " over lim: share of ticks where the pods that existed cost more than the hourly"
-        " limit (the emulated HPA's tolerance and scale-down stabilisation hold pods the"
-        " guard released); projected: this month's spend so far plus the last hour's burn"
-        " rate to month end.",
+        " limit (the guard's output never does: the excess comes from serving it through"
+        " the HPA's 10 % tolerance, see docs/cost-guard.md); projected: this month's spend"
+        " so far plus the last hour's burn rate to month end.",
     ]
     return "\n".join(lines)
 
@@ -528,8 +528,10 @@ def _plot_frontier(rows: list[ReportRow], path: Path, name: str) -> None:
         ax.plot(
             [r.ledger_spent], [r.slo_violation_minutes], marker, color=color, ms=9, label=r.label
         )
+    # SLO minutes span orders of magnitude between a starved and an ample budget.
+    ax.set_yscale("symlog", linthresh=10)
     ax.set_xlabel("spend over the replay ($)")
-    ax.set_ylabel("SLO-violation minutes (p99 > SLO)")
+    ax.set_ylabel("SLO-violation minutes (p99 > SLO), symlog")
     ax.set_title(f"What a budget costs in SLO: {name}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
