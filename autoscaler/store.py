@@ -58,13 +58,32 @@ class MetricName:
     series: int
 
 
+BucketKey = tuple[str, str]
+#: (label name, label value) -> the series of one bucket that carry it.
+LabelIndex = Mapping[tuple[str, str], tuple[MetricValue, ...]]
+
+
 @dataclass(frozen=True)
 class _Snapshot:
-    """Immutable view: (namespace, name) -> label key -> value, plus a version number."""
+    """Immutable view: (namespace, name) -> label key -> value, plus a version number.
+
+    ``index`` maps each bucket's (label, value) pairs to its series, so that a query with
+    an equality or ``in`` requirement (what every HPA sends) looks at a handful of series
+    instead of scanning all of them.
+    """
 
     version: int = 0
-    series: Mapping[tuple[str, str], Mapping[LabelKey, MetricValue]] = field(default_factory=dict)
+    series: Mapping[BucketKey, Mapping[LabelKey, MetricValue]] = field(default_factory=dict)
     names: frozenset[str] = frozenset()
+    index: Mapping[BucketKey, LabelIndex] = field(default_factory=dict)
+
+
+def _index_bucket(bucket: Mapping[LabelKey, MetricValue]) -> LabelIndex:
+    index: dict[tuple[str, str], list[MetricValue]] = {}
+    for value in bucket.values():
+        for pair in value.labels.items():
+            index.setdefault(pair, []).append(value)
+    return {pair: tuple(values) for pair, values in index.items()}
 
 
 def _validate(value: MetricValue) -> None:
@@ -111,14 +130,15 @@ class DecisionStore:
             _validate(value)
         with self._write_lock:
             old = self._snap
-            series: dict[tuple[str, str], dict[LabelKey, MetricValue]] = (
+            series: dict[BucketKey, dict[LabelKey, MetricValue]] = (
                 {} if replace_all else {k: dict(v) for k, v in old.series.items()}
             )
             for value in batch:
                 series.setdefault((value.namespace, value.name), {})[label_key(value.labels)] = (
                     value
                 )
-            self._swap(old, series)
+            touched = None if replace_all else {(v.namespace, v.name) for v in batch}
+            self._swap(old, series, touched)
 
     def remove(self, namespace: str, name: str, labels: Mapping[str, str]) -> None:
         """Forget one series (its PredictiveAutoscaler was deleted); unknown ones are ignored."""
@@ -131,15 +151,28 @@ class DecisionStore:
             del series[key][label_key(labels)]
             if not series[key]:
                 del series[key]
-            self._swap(old, series)
+            self._swap(old, series, {key})
 
     def _swap(
-        self, old: _Snapshot, series: dict[tuple[str, str], dict[LabelKey, MetricValue]]
+        self,
+        old: _Snapshot,
+        series: dict[BucketKey, dict[LabelKey, MetricValue]],
+        touched: set[BucketKey] | None,
     ) -> None:
+        """Install a new snapshot; re-index only the buckets that changed (None = all)."""
+        index = {
+            key: (
+                old.index[key]
+                if touched is not None and key not in touched and key in old.index
+                else _index_bucket(bucket)
+            )
+            for key, bucket in series.items()
+        }
         self._snap = _Snapshot(
             version=old.version + 1,
             series=series,
             names=frozenset(name for _, name in series),
+            index=index,
         )
         for listener in self._listeners:
             listener(self._snap.version)
@@ -150,12 +183,23 @@ class DecisionStore:
 
     def query(self, namespace: str, name: str, selector: LabelSelector | None) -> list[MetricValue]:
         """Series of ``name`` in ``namespace`` whose labels match ``selector`` (None = all)."""
-        bucket = self._snap.series.get((namespace, name.lower()))
+        snap = self._snap  # one consistent snapshot for the whole query
+        key = (namespace, name.lower())
+        bucket = snap.series.get(key)
         if not bucket:
             return []
         if selector is None or selector.empty:
             return list(bucket.values())
-        return [v for v in bucket.values() if selector.matches(v.labels)]
+        index = snap.index.get(key, {})
+        candidates: Iterable[MetricValue] = bucket.values()
+        smallest = len(bucket)
+        for req in selector.requirements:
+            if req.op in ("=", "in"):
+                # A series has one value per label, so the per-value lists are disjoint.
+                hits = [v for val in req.values for v in index.get((req.key, val), ())]
+                if len(hits) < smallest:
+                    candidates, smallest = hits, len(hits)
+        return [v for v in candidates if selector.matches(v.labels)]
 
     def metric_names(self) -> list[MetricName]:
         """Every metric name with at least one series, sorted, for discovery."""

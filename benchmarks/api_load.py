@@ -6,7 +6,9 @@ What it measures, all in one run on the same machine:
    setup, for the machine's ceiling;
 2. ours, idle: the namespaced list endpoint with 1,000 distinct series
    (``autoscaler_desired_replicas{workload=w0000..w0999}``), each request selecting one
-   series by ``labelSelector`` as an HPA does, rotating over all 1,000;
+   series by ``labelSelector`` as an HPA does, rotating over all 1,000; once with the
+   response cache and once without (in production each HPA asks once per 15 s publish,
+   so most requests miss the cache: the uncached figure is the realistic one);
 3. ours, under reconcile: the same while a thread in the same process runs a reconcile of
    1,000 workloads (a forecaster ``update`` + ``predict`` per workload, then one
    ``publish`` of 1,000 values) every ``--reconcile-period`` seconds (the controller's
@@ -15,7 +17,9 @@ What it measures, all in one run on the same machine:
    ~1,400 req/s in total), under the reconcile; the baseline is paced the same way, which
    shows the machine's own wake-up latency;
 5. runs 2-4 again with the server in a child process (``ServerProcess``) that mirrors the
-   store, so that the reconcile never holds the server's GIL.
+   store, so that the reconcile never holds the server's GIL;
+6. paced runs with a pure-Python CPU-bound thread in the benchmark process instead of the
+   reconcile (the worst case for sharing a GIL), thread vs child process.
 
 The configurations are interleaved over ``--rounds`` rounds and medians are printed, so
 that a shared machine's changing load affects them alike.
@@ -39,7 +43,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -101,6 +107,18 @@ class Result:
     p99_ms: float
     max_ms: float
     errors: int
+    cpu_us: float = float("nan")
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process (all threads)."""
+    return time.process_time()
+
+
+def child_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of another process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_wrk(
@@ -200,6 +218,28 @@ class Reconciler:
         self.thread.join(60)
 
 
+class Hog:
+    """Worst case of a reconcile: a thread of pure-Python work that never releases the GIL
+    voluntarily (no numpy, no I/O). Shows what in-process serving costs then."""
+
+    def __init__(self) -> None:
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread()
+
+    def loop(self) -> None:
+        while not self.stop_event.is_set():
+            sum(range(10_000))
+
+    def start(self) -> None:
+        self.stop_event.clear()
+        self.thread = threading.Thread(target=self.loop, name="hog", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(10)
+
+
 def trivial_app() -> FastAPI:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -241,17 +281,24 @@ def main() -> int:
     print(f"building {N_WORKLOADS} fitted {args.model!r} forecasters...", file=sys.stderr)
     reconciler = Reconciler(store, args.model, args.reconcile_period)
     reconciler.reconcile_once()  # time one reconcile alone, before any load
+    hog = Hog()
     alone_ms = reconciler.durations.pop() * 1e3
 
     # All three servers stay up; configurations are interleaved round by round so that
     # the (shared, noisy) machine's state affects them alike; medians are reported.
     base = ServerThread(trivial_app(), settings).start()
     ours = ServerThread(create_app(store, settings, clock=WallClock()), settings).start()
+    uncached = ServerThread(
+        create_app(store, settings, clock=WallClock(), response_cache=False), settings
+    ).start()
     child = ServerProcess(store, settings).start()
-    configs: list[tuple[str, int, str, float, bool]] = [
+    assert child.pid is not None
+    child_pid = child.pid
+    configs: list[tuple[str, int, str, float, bool | str]] = [
         ("baseline: trivial FastAPI handler", base.port, "trivial", 0, False),
         (f"baseline: trivial handler, paced {pace:g} ms/conn", base.port, "trivial", pace, False),
         ("ours (thread): list, idle", ours.port, "list", 0, False),
+        ("ours (thread): list, idle, response cache off", uncached.port, "list", 0, False),
         ("ours (thread): list, reconcile running", ours.port, "list", 0, True),
         (f"ours (thread): reconcile running, paced {pace:g} ms", ours.port, "list", pace, True),
         ("ours (child process): list, idle", child.port, "list", 0, False),
@@ -263,23 +310,43 @@ def main() -> int:
             pace,
             True,
         ),
+        (f"ours (thread): CPU hog thread, paced {pace:g} ms", ours.port, "list", pace, "hog"),
+        (f"ours (child): CPU hog thread, paced {pace:g} ms", child.port, "list", pace, "hog"),
     ]
     runs: dict[str, list[Result]] = {c[0]: [] for c in configs}
     try:
-        for port, mode in ((base.port, "trivial"), (ours.port, "list"), (child.port, "list")):
+        warm = ((base.port, "trivial"), (ours.port, "list"), (uncached.port, "list"))
+        for port, mode in (*warm, (child.port, "list")):
             run_wrk("warm-up", port, mode, 2, conns, 0)
         for round_no in range(args.rounds):
             print(f"round {round_no + 1}/{args.rounds}", file=sys.stderr)
-            for name, port, mode, pace_ms, with_reconcile in configs:
+            for name, port, mode, pace_ms, load in configs:
+                with_reconcile = load is True
                 if with_reconcile:
                     reconciler.start()
+                elif load == "hog":
+                    hog.start()
+                # CPU per request of the serving process, for runs without the reconcile
+                # (whose CPU would be mixed in): far less sensitive to a busy machine
+                # than latency is.
+                cpu: Callable[[], float] = (
+                    (lambda: child_cpu(child_pid)) if port == child.port else own_cpu
+                )
+                cpu_before = cpu()
                 try:
-                    runs[name].append(run_wrk(name, port, mode, dur, conns, pace_ms))
+                    result = run_wrk(name, port, mode, dur, conns, pace_ms)
                 finally:
                     if with_reconcile:
                         reconciler.stop()
+                    elif load == "hog":
+                        hog.stop()
+                if not load:
+                    requests = result.rps * dur
+                    result.cpu_us = (cpu() - cpu_before) / max(requests, 1.0) * 1e6
+                runs[name].append(result)
     finally:
         child.stop()
+        uncached.stop()
         ours.stop()
         base.stop()
 
@@ -299,14 +366,14 @@ def main() -> int:
         f"{np.median(durations) * 1e3:.0f} ms, max {max(durations) * 1e3:.0f} ms "
         f"({len(reconciler.durations)} runs)"
     )
-    head = ("run", "req/s", "vs base", "p50 ms", "p90 ms", "p99 ms", "max ms", "err")
-    print("{:56s} {:>7s} {:>7s} {:>7s} {:>7s} {:>7s} {:>7s} {:>4s}".format(*head))
+    head = ("run", "req/s", "vs base", "p50 ms", "p90 ms", "p99 ms", "max ms", "err", "CPU us/req")
+    print("{:56s} {:>7s} {:>7s} {:>7s} {:>7s} {:>7s} {:>7s} {:>4s} {:>10s}".format(*head))
     for name, *_ in configs:
         errors = sum(r.errors for r in runs[name])
         print(
             f"{name:56s} {med(name, 'rps'):7.0f} {med(name, 'rps') / base_rps:7.2f} "
             f"{med(name, 'p50_ms'):7.2f} {med(name, 'p90_ms'):7.2f} {med(name, 'p99_ms'):7.2f} "
-            f"{med(name, 'max_ms'):7.2f} {errors:4d}"
+            f"{med(name, 'max_ms'):7.2f} {errors:4d} {med(name, 'cpu_us'):10.0f}"
         )
     return 0
 

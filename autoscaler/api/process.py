@@ -116,13 +116,25 @@ class ServerProcess:
         if not self._conn.poll(self._start_timeout):
             self._process.kill()
             raise RuntimeError("API server process did not start in time")
-        kind, port = self._conn.recv()
+        try:
+            kind, port = self._conn.recv()
+        except EOFError:
+            self._process.join(5)
+            raise RuntimeError(
+                f"API server process exited during start (exit code {self._process.exitcode}); "
+                "see its log above"
+            ) from None
         assert kind == "port"
         self.port = int(port)
         self._store.add_listener(lambda _version: self._dirty.set())
         self._sender.start()
         self._dirty.set()  # send what the store already holds
         return self
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id (for monitoring)."""
+        return self._process.pid  # type: ignore[no-any-return]
 
     @property
     def alive(self) -> bool:

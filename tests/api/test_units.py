@@ -190,3 +190,22 @@ def test_quantity_round_trips_through_reference_parser(value: float) -> None:
     digits = text.rstrip("numkMGTPE")
     if text[-1:] in "numkMGTPE" and text[-1:] != "E":
         assert int(digits) % 1000 != 0
+
+
+@pytest.mark.parametrize(("text", "_match"), SELECTORS, ids=[s[0] or "empty" for s in SELECTORS])
+def test_store_indexed_query_equals_full_scan(text: str, _match: bool) -> None:
+    """The label index never changes a result: same series as filtering every one."""
+    store = DecisionStore()
+    apps, tiers, ns = ["web", "api", "db"], ["front", "back"], ["0", "5", "9"]
+    store.publish(
+        MetricValue("p", "m", {"app": a, "tier": t, "n": n}, 1.0, 1.0)
+        for a in apps
+        for t in tiers
+        for n in ns
+    )
+    store.publish([MetricValue("p", "m", {"app": "web"}, 2.0, 1.0)])  # a partial publish
+    store.remove("p", "m", {"app": "api", "tier": "back", "n": "5"})
+    selector = parse_selector(text)
+    expected = [v for v in store.all_values() if selector.matches(v.labels)]
+    got = store.query("p", "m", selector)
+    assert sorted(map(repr, got)) == sorted(map(repr, expected))
