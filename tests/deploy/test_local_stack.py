@@ -198,3 +198,15 @@ def test_forecasts_reach_prometheus_and_the_dashboards(stack: Stack) -> None:
         if not query(stack.prometheus, substitute(expr)):
             empty.append(title)
     assert not empty, f"panels without data: {empty}\n{stack.logs()}"
+    # The production alert rules evaluate cleanly on the real metrics, and the healthy
+    # stack trips none of the service alerts (a leader exists, decisions are fresh).
+    with urllib.request.urlopen(f"{stack.prometheus}/api/v1/rules", timeout=5) as r:
+        groups = json.loads(r.read())["data"]["groups"]
+    rules = [rule for g in groups for rule in g["rules"]]
+    assert len(rules) >= 11
+    for rule in rules:
+        assert rule["health"] in ("ok", "unknown"), f"{rule['name']}: {rule.get('lastError')}"
+    firing = {a["metric"]["alertname"] for a in query(stack.prometheus, "ALERTS")}
+    assert not firing & {"AutoscalerLeaderAbsent", "AutoscalerDecisionStoreStale"}, firing
+    (leader,) = query(stack.prometheus, "sum(autoscaler_is_leader)")
+    assert float(leader["value"][1]) == 1.0
