@@ -150,6 +150,8 @@ class HpaCpu:
 
     target_pct: int = 70
     name: str = "hpa-cpu"
+    #: memoise the replica calculation where it is a pure function (see above).
+    memoize: bool = True
 
     def make_step(self, ctx: RunContext) -> Callable[[TickContext], int]:
         """The per-tick step (fresh HPA state): what ``run`` drives through the engine."""
@@ -186,7 +188,7 @@ class HpaCpu:
             n = len(pods.ready)
             per_pod = t.demand / n if n else 0.0
             usage = int(min(request * per_pod / capacity, limit))
-            if pods.starting or t.now - pods.newest_created < _SETTLED_SECONDS:
+            if not self.memoize or pods.starting or t.now - pods.newest_created < _SETTLED_SECONDS:
                 proposal = proposal_for(t, usage)
             else:
                 key = (t.current_replicas, n, usage)

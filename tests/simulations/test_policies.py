@@ -120,3 +120,13 @@ def test_budget_caps_predictive_replicas(tmp_path: Path) -> None:
     assert capped.replicas.max() <= cap_replicas
     assert capped.extra["budget_clamped"].any()
     assert capped.alive.sum() < free.alive.sum()
+
+
+def test_cpu_hpa_memo_changes_nothing(tmp_path: Path) -> None:
+    """The memoised replica calculation gives the very same run as calling it every tick."""
+    ctx = _ctx(tmp_path, noisy_daily(0.3, seed=12))
+    fast = HpaCpu(60).run(ctx)
+    slow = HpaCpu(60, memoize=False).run(ctx)
+    assert np.array_equal(fast.replicas, slow.replicas)
+    assert np.array_equal(fast.ready, slow.ready)
+    assert len(set(fast.replicas)) > 3  # the run did scale
