@@ -121,6 +121,11 @@ def test_every_required_alert_exists_and_is_unit_tested() -> None:
             id="leader-absent-series",
         ),
         pytest.param(
+            'autoscaler_api_request_duration_seconds_bucket{endpoint=~"list|discovery"}[5m]',
+            "autoscaler_api_request_duration_seconds_bucket[5m]",
+            id="latency-counts-scrapes",
+        ),
+        pytest.param(
             "autoscaler:budget_spent:ratio >= 0.9",
             "autoscaler:budget_spent:ratio >= 0.99",
             id="budget-90",
