@@ -628,7 +628,8 @@ class Controller:
 
         Bounded: at most one query of ``loop.backfill_page_seconds`` per tick, so the
         14-day backfill of 1,000 workloads never makes a tick overrun its sync. The
-        page is prepended to each history and the model refits on the longer history.
+        page is prepended to each history; the models refit once the backfill is
+        complete (until then they forecast from the initial window).
         """
         step = float(self.settings.prometheus.step_seconds)
         page = self.settings.loop.backfill_page_seconds
@@ -660,7 +661,10 @@ class Controller:
             if older.empty:
                 continue
             w.state.history = older if hist.empty else pd.concat([older, hist])
-            w.state.fitted_at = None  # refit on the longer history next decide
+            if w.backfill_target is None or start - step < w.backfill_target:
+                # Complete: refit on the whole history at the next decide. Refitting
+                # after every page would cost a full refit per tick for ~15 minutes.
+                w.state.fitted_at = None
         log_event(
             log,
             "backfill_page",

@@ -12,7 +12,10 @@ docs/controller.md).
 
 Ticks measured:
 
-* ``cold``: the first tick (backfill of ``--hours`` of history, fit of every model);
+* ``cold``: the first tick (the initial 6 h of history, fit of every model);
+* ``backfill``: the next ticks, each with one older ``--page``-hour page for all
+  workloads (one more query) and a refit of every model on the longer history, until
+  ``--hours`` of history are in;
 * ``warm``: later ticks, one step apart (query of the new step, update + predict);
 * ``refit``: a tick where every model refits (``refit_seconds`` elapsed).
 
@@ -21,8 +24,8 @@ Baseline, same run, same data: fetching the same window with one query PER workl
 
 Usage (2-core machine, run with nice):
 
-    nice .venv/bin/python benchmarks/reconcile.py [--workloads 1000] [--hours 6]
-        [--model auto] [--warm 5]
+    nice .venv/bin/python benchmarks/reconcile.py [--workloads 1000] [--hours 48]
+        [--page 6] [--model auto] [--warm 5]
 """
 
 from __future__ import annotations
@@ -129,9 +132,10 @@ def backfill(n: int, hours: int, end: int) -> list[BackfillSeries]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--workloads", type=int, default=1000)
-    parser.add_argument("--hours", type=int, default=6)
+    parser.add_argument("--hours", type=int, default=48)
     parser.add_argument("--model", default="auto")
     parser.add_argument("--warm", type=int, default=5)
+    parser.add_argument("--page", type=int, default=6, help="hours per backfill page")
     parser.add_argument("--naive", type=int, default=1000, help="workloads in the baseline")
     args = parser.parse_args(argv)
     n = args.workloads
@@ -152,7 +156,12 @@ def main(argv: list[str] | None = None) -> int:
                 "backfill_seconds": args.hours * 3600,
                 "timeout_seconds": 60,
             },
-            loop={"stale_after_seconds": 7200, "refit_seconds": 3600},
+            loop={
+                "stale_after_seconds": 7200,
+                "refit_seconds": 3600,
+                "initial_backfill_seconds": min(args.hours, 6) * 3600,
+                "backfill_page_seconds": args.page * 3600,
+            },
             ledger={"path": tmp / "ledger.json"},
             shadow={"path": tmp / "shadow.jsonl"},
         )
@@ -181,6 +190,26 @@ def main(argv: list[str] | None = None) -> int:
             f" {sum(len(e.clamped) for e in cold.environments)} clamped by budget,"
             f" {len(store.all_values())} values published; CPU {cold_cpu:.2f}s"
         )
+        pages: list[float] = []
+        pages_cpu: list[float] = []
+        for _ in range(200):  # bounded: until every older page is in
+            if all(
+                w.backfilled_from is not None
+                and w.backfill_target is not None
+                and w.backfilled_from - 60 < w.backfill_target
+                for w in ctl.workloads.values()
+            ):
+                break
+            clock.sleep(60)
+            c0 = time.process_time()
+            pages.append(ctl.reconcile().duration_seconds)
+            pages_cpu.append(time.process_time() - c0)
+        if pages:
+            print(
+                f"backfill ticks (new step + one {args.page}-h page + refit): {len(pages)},"
+                f" median {statistics.median(pages):.2f}s, max {max(pages):.2f}s;"
+                f" CPU median {statistics.median(pages_cpu):.2f}s"
+            )
         warm: list[float] = []
         warm_cpu: list[float] = []
         for _ in range(args.warm):
@@ -201,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"load average after: {os.getloadavg()[0]:.1f}")
         # Baseline: the same window, one query per workload (the naive design).
-        start, stop = end - args.hours * 3600, end
+        start, stop = end - min(args.hours, 6) * 3600, end
         m = min(args.naive, n)
         t0 = time.perf_counter()
         batched = source.history_by(QUERY, start, stop, 60)
@@ -217,13 +246,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         t_naive = (time.perf_counter() - t0) * n / m
         print(
-            f"fetch {args.hours} h of {n} workloads: batched {t_batch:.2f}s"
+            f"fetch {min(args.hours, 6)} h of {n} workloads: batched {t_batch:.2f}s"
             f" ({len(batched)} series, 1 query) vs one query per workload {t_naive:.2f}s"
             f" ({m} queries{'' if m == n else f', scaled to {n}'}):"
             f" {t_naive / t_batch:.1f}x"
         )
         budget = settings.loop.sync_seconds
-        worst = max([cold.duration_seconds, refit.duration_seconds, *warm])
+        worst = max([cold.duration_seconds, refit.duration_seconds, *warm, *pages])
         print(
             f"worst tick {worst:.2f}s = {worst / budget:.0%} of the {budget:g}-s sync"
             f" ({'within' if worst < budget else 'OVER'} one sync)"
