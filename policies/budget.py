@@ -16,6 +16,7 @@ names the field and the fix.
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import datetime
 from typing import Any, Literal, TypeVar
@@ -273,7 +274,21 @@ class WorkloadRequest(_Wire):
         return self
 
     def resources(self) -> ResourceRequests:
-        return ResourceRequests.parse(self.requests, "requests")
+        # The controller and the simulator ask every sync for the same few request
+        # shapes: parse each shape once (the key is hashable, the result immutable).
+        return _parse_requests(tuple(sorted((k, _hashable(v)) for k, v in self.requests.items())))
+
+
+def _hashable(value: str | int | float) -> tuple[str, str | int | float]:
+    # 1 and 1.0 and True hash alike: keep the type in the key.
+    return (type(value).__name__, value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_requests(
+    items: tuple[tuple[str, tuple[str, str | int | float]], ...],
+) -> ResourceRequests:
+    return ResourceRequests.parse({k: v for k, (_, v) in items}, "requests")
 
 
 class AllocationRequest(_Wire):

@@ -121,11 +121,12 @@ def effective_hourly_cap(budget: BudgetRequest, now: datetime) -> HourlyCap:
 
 def _distinct(a: Decimal, b: Decimal) -> tuple[str, str]:
     """``a`` and ``b`` as money with just enough decimals to tell them apart."""
-    for places in range(2, 11):
-        ta, tb = f"{a:.{places}f}", f"{b:.{places}f}"
-        if ta != tb and places >= (2 if min(abs(a), abs(b)) >= 1 else 4):
+    fa, fb = float(a), float(b)  # float formatting is ~10x cheaper than Decimal's
+    for places in range(2 if min(abs(fa), abs(fb)) >= 1 else 4, 11):
+        ta, tb = f"{fa:.{places}f}", f"{fb:.{places}f}"
+        if ta != tb:
             return ta, tb
-    return f"{a:.10f}", f"{b:.10f}"
+    return f"{fa:.10f}", f"{fb:.10f}"
 
 
 def _d(value: Decimal, places: int = 4) -> str:
