@@ -3,7 +3,7 @@
 Least privilege is only half the promise; the other half is that the controller can do
 its job. This runs the real controller (``autoscaler run --once``, writes on) and the
 real leader elector against kmock, the Kubernetes API emulator, loaded with the prod
-overlay's PredictiveAutoscalers and CostBudget and their Deployments. Every request
+and dev overlays' PredictiveAutoscalers and CostBudgets and their Deployments. Every request
 kmock saw is turned into RBAC terms (verb, API group, resource, subresource, namespace)
 and checked against the rules of the built ClusterRole and Role, as the API server's
 RBAC authorizer would. Prometheus is unreachable on purpose: the workloads go to
@@ -66,10 +66,12 @@ def rbac_attributes(request: Any) -> tuple[str, str, str, str]:
     return verb, resource.group or "", plural, request.namespace or ""
 
 
+@pytest.mark.parametrize("overlay,env", [("overlays/prod", "prod"), ("overlays/dev", "dev")])
 def test_controller_and_leader_election_need_nothing_we_do_not_grant(
-    cluster: Any, tmp_path: Path
+    cluster: Any, tmp_path: Path, overlay: str, env: str
 ) -> None:
-    objects = kustomize_build("overlays/prod")
+    # dev's budget selects by labels as well as by namespace; prod's by namespace only
+    objects = kustomize_build(overlay)
     for pa in find(objects, "PredictiveAutoscaler"):
         meta = pa["metadata"]
         obj = {**pa, "metadata": {**meta, "uid": f"uid-{meta['name']}", "generation": 1}}
@@ -79,16 +81,16 @@ def test_controller_and_leader_election_need_nothing_we_do_not_grant(
             meta["name"],
             obj,
         )
-    budget = one(objects, "CostBudget", "prod")
+    budget = one(objects, "CostBudget", env)
     cluster.put(
         "autoscaling.predictive.io/v1alpha1/costbudgets",
         None,
-        "prod",
-        {**budget, "metadata": {**budget["metadata"], "uid": "uid-prod"}},
+        env,
+        {**budget, "metadata": {**budget["metadata"], "uid": f"uid-{env}"}},
     )
     for dep in yaml.safe_load_all((REPO / "deploy/compose/deployments.yaml").read_text("utf-8")):
-        dep["metadata"]["namespace"] = "prod"
-        cluster.put("apps/v1/deployments", "prod", dep["metadata"]["name"], dep)
+        dep["metadata"]["namespace"] = env
+        cluster.put("apps/v1/deployments", env, dep["metadata"]["name"], dep)
 
     # The deployed settings, pointed at kmock and at a Prometheus that is not there.
     config = yaml.safe_load((REPO / "deploy/base/autoscaler.yaml").read_text("utf-8"))
