@@ -26,7 +26,7 @@ import pytest
 
 from tests.deploy.conftest import kustomize_build, one
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def free_port() -> int:

@@ -24,7 +24,7 @@ import yaml
 
 from tests.deploy.conftest import REPO, find, kustomize_build, one
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 kmockharness = pytest.importorskip("tests.controller.kmockharness")
 
