@@ -48,8 +48,10 @@ class LoopSettings(BaseModel):
     #: for 1,000 workloads to fit in one 15-s tick.
     initial_backfill_seconds: float = Field(default=21_600.0, gt=0)
     #: Seconds of older history fetched per tick until the backfill is complete (one
-    #: query per tick). 6 h pages bring 14 days in 56 ticks (14 minutes at 15 s).
-    backfill_page_seconds: float = Field(default=21_600.0, gt=0)
+    #: query per tick). 3 h pages bring 14 days in 112 ticks (28 minutes at 15 s) and
+    #: keep a page tick of 1,000 workloads inside one sync on a loaded 2-core machine
+    #: (docs/benchmarks/controller.md).
+    backfill_page_seconds: float = Field(default=10_800.0, gt=0)
     #: Seconds between unconditional re-writes of each owned HPA (between them, only a
     #: changed ceiling is written). 300 s repairs a hand-edited HPA within 5 minutes.
     resync_seconds: float = Field(default=300.0, gt=0)

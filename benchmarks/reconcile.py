@@ -25,7 +25,7 @@ Baseline, same run, same data: fetching the same window with one query PER workl
 Usage (2-core machine, run with nice):
 
     nice .venv/bin/python benchmarks/reconcile.py [--workloads 1000] [--hours 48]
-        [--page 6] [--model auto] [--warm 5]
+        [--page 3] [--model auto] [--warm 5]
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=int, default=48)
     parser.add_argument("--model", default="auto")
     parser.add_argument("--warm", type=int, default=5)
-    parser.add_argument("--page", type=int, default=6, help="hours per backfill page")
+    parser.add_argument("--page", type=int, default=3, help="hours per backfill page")
     parser.add_argument("--naive", type=int, default=1000, help="workloads in the baseline")
     args = parser.parse_args(argv)
     n = args.workloads
@@ -206,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             pages_cpu.append(time.process_time() - c0)
         if pages:
             print(
-                f"backfill ticks (new step + one {args.page}-h page + refit): {len(pages)},"
+                f"backfill ticks (new step + one {args.page}-h page; the last refits):"
+                f" {len(pages)},"
                 f" median {statistics.median(pages):.2f}s, max {max(pages):.2f}s;"
                 f" CPU median {statistics.median(pages_cpu):.2f}s"
             )
