@@ -85,6 +85,7 @@ class AutoForecaster(HistoryModel):
         max_calib: int = 2000,
         avg_days: int = 7,
         only: Collection[str] | None = None,
+        reselect_seconds: float = 3600.0,
     ) -> None:
         super().__init__(max_points=60_000)
         self.calib_days = calib_days
@@ -93,10 +94,19 @@ class AutoForecaster(HistoryModel):
         self.avg_days = avg_days
         #: restrict to these ``point/scale`` candidates (for experiments and tests).
         self.only = only
+        self.reselect_seconds = reselect_seconds
+        #: (horizon, levels) -> (total_ at selection, level -> chosen "point/scale").
+        self.selected_: dict[tuple[int, tuple[float, ...]], tuple[int, dict[float, str]]] = {}
+
+    def _fit_state(self) -> None:
+        self.selected_ = {}
 
     def _calib_len(self) -> int:
         w = round(self.calib_days * DAY_SECONDS / self.step_)
         return int(min(self.max_calib, max(self.min_calib, w)))
+
+    def _reselect_points(self) -> int:
+        return max(1, round(self.reselect_seconds / self.step_))
 
     def predict(self, horizon: int, quantiles: Sequence[float]) -> Forecast:
         y = self._history()
@@ -107,12 +117,17 @@ class AutoForecaster(HistoryModel):
         if calib < MIN_CALIB:
             last = float(y[-1]) if n else 0.0
             note = (
-                f"history of {n} points is too short to calibrate "
-                f"(needs {MIN_CALIB + h + 1}): using the last value"
+                f"history too short to calibrate (needs {MIN_CALIB + h + 1} points): "
+                "using the last value"
             )
             return make_forecast(h, last, dict.fromkeys(levels, last), self.name, note)
         notes: list[str] = []
         lags = self._seasonal_lags(n, h, calib, notes)
+        key = (h, tuple(levels))
+        cached = self.selected_.get(key)
+        needed: set[str] | None = None
+        if cached is not None and self.total_ - cached[0] < self._reselect_points():
+            needed = {c.split("/")[0] for c in cached[1].values()}
         longest = max([0, *[lag for _, lag in lags]])
         warm = 200
         # Origins scored: the last `calib` with an observed target, plus the newest
@@ -121,37 +136,49 @@ class AutoForecaster(HistoryModel):
         start = max(0, first_origin - longest - warm)
         tail = y[start:]
         a = first_origin - start  # index in `tail` of the first scored origin
-        points = self._candidates(tail, h, a, lags)
+        points = self._candidates(tail, h, a, lags, needed)
+        if needed is not None and not needed <= set(points):
+            needed, points = None, self._candidates(tail, h, a, lags, None)
         target = future_peaks(tail, h)[a:]  # exactly `calib` targets
         eps = 1e-6 + 1e-3 * float(np.mean(tail))
-        slow = np.maximum(_ewma(tail, 0.05)[a:], eps)
-        scales = {"level": slow, "sqrt": np.sqrt(slow * (slow.max() + eps))}
-        values: dict[float, float] = {}
-        details: dict[str, float] = {}
-        best: dict[float, tuple[float, float, str]] = {}
+        lo = max(0, a - warm)  # the slow level needs only a warm-up before `a`
+        slow = np.maximum(_ewma(tail[lo:], 0.05)[a - lo :], eps)
+        scales = {"level": slow, "sqrt": np.sqrt(slow * (float(slow.max()) + eps))}
         cal_levels = [conformal_level(q, calib) for q in levels]
         ks = [min(calib - 1, max(0, math.ceil(lv * calib) - 1)) for lv in cal_levels]
-        for pname, c in points.items():
-            own = np.maximum(c, eps)
-            for sname, sc in (*scales.items(), ("self", own)):
-                if self.only is not None and f"{pname}/{sname}" not in self.only:
+        combos = (
+            {f"{p}/{s}" for p in points for s in (*scales, "self")}
+            if needed is None
+            else set(cached[1].values())  # type: ignore[index]
+        )
+        if self.only is not None:
+            combos &= set(self.only)
+        best: dict[float, tuple[float, float, str]] = {}
+        medians: dict[str, float] = {}
+        for combo in sorted(combos):
+            pname, sname = combo.split("/")
+            c = points[pname]
+            sc = np.maximum(c, eps) if sname == "self" else scales[sname]
+            s_cal = sc[:calib]
+            r = np.sort((target - c[:calib]) / s_cal)
+            medians[combo] = float(c[-1]) + float(sc[-1]) * float(r[calib // 2])
+            for q, k in zip(levels, ks, strict=True):
+                if needed is not None and cached[1][q] != combo:  # type: ignore[index]
                     continue
-                s_cal = sc[:calib]
-                r = np.sort((target - c[:calib]) / s_cal)
-                for q, k in zip(levels, ks, strict=True):
-                    rq = float(r[k])
-                    pred = np.maximum(c[:calib] + s_cal * rq, 0.0)
-                    loss = _pinball(target, pred, q)
-                    if q not in best or loss < best[q][0]:
-                        best[q] = (loss, float(c[-1]) + float(sc[-1]) * rq, f"{pname}/{sname}")
-        chosen = set()
-        for q in levels:
-            loss, value, cname = best[q]
-            values[q] = max(value, 0.0)
-            details[f"q{q:g}.pinball"] = loss
-            chosen.add(cname)
-        mean_pred = float(np.mean([c[-1] for c in points.values()]))
-        model = self.name + ":" + "+".join(sorted(chosen))
+                rq = float(r[k])
+                loss = 0.0
+                if needed is None:
+                    loss = _pinball(target, np.maximum(c[:calib] + s_cal * rq, 0.0), q)
+                if q not in best or loss < best[q][0]:
+                    best[q] = (loss, float(c[-1]) + float(sc[-1]) * rq, combo)
+        if needed is None:
+            self.selected_[key] = (self.total_, {q: best[q][2] for q in levels})
+        values = {q: max(best[q][1], 0.0) for q in levels}
+        details = {f"q{q:g}.pinball": best[q][0] for q in levels if needed is None}
+        chosen = sorted({best[q][2] for q in levels})
+        mid = min(levels, key=lambda q: abs(q - 0.5))
+        mean_pred = medians[best[mid][2]]
+        model = self.name + ":" + "+".join(chosen)
         return make_forecast(h, mean_pred, values, model, "; ".join(notes), details)
 
     def _seasonal_lags(self, n: int, h: int, calib: int, notes: list[str]) -> list[tuple[str, int]]:
@@ -164,8 +191,8 @@ class AutoForecaster(HistoryModel):
                 continue
             if n < s + calib + h + 1:
                 notes.append(
-                    f"{label} candidates off: history of {n} points is shorter than one "
-                    f"season + calibration ({s + calib + h + 1})"
+                    f"{label} candidates off: history is shorter than one season "
+                    f"plus the calibration window ({s + calib + h + 1} points)"
                 )
                 continue
             out.append((label, s))
@@ -176,31 +203,52 @@ class AutoForecaster(HistoryModel):
         return out
 
     def _candidates(
-        self, y: np.ndarray, h: int, a: int, lags: list[tuple[str, int]]
+        self,
+        y: np.ndarray,
+        h: int,
+        a: int,
+        lags: list[tuple[str, int]],
+        needed: set[str] | None,
     ) -> dict[str, np.ndarray]:
-        """Point forecasts at origins ``a .. len(y)-1`` (index-aligned arrays)."""
+        """Point forecasts at origins ``a .. len(y)-1`` (index-aligned arrays).
+
+        ``needed``: compute only these candidates (None: all of them).
+        """
+        if needed is not None and "mean-of-all" in needed:
+            needed = None
         k_hour = max(1, round(HOUR_SECONDS / self.step_))
-        bases: dict[str, np.ndarray] = {
-            "last": y,
-            "ewm0.5": _ewma(y, 0.5),
-            "ewm0.2": _ewma(y, 0.2),
+        base_names = ["last", "ewm0.5", "ewm0.2"] + (["hour-mean"] if k_hour >= 3 else [])
+        if needed is not None:
+            base_names = [b for b in base_names if any(c.split("+")[0] == b for c in needed)]
+        makers = {
+            "last": lambda: y,
+            "ewm0.5": lambda: _ewma(y, 0.5),
+            "ewm0.2": lambda: _ewma(y, 0.2),
+            "hour-mean": lambda: trailing_mean(y, k_hour),
         }
-        if k_hour >= 3:
-            bases["hour-mean"] = trailing_mean(y, k_hour)
-        out: dict[str, np.ndarray] = {name: b[a:] for name, b in bases.items()}
+        bases = {b: makers[b]() for b in base_names}
+        out: dict[str, np.ndarray] = {
+            name: b[a:] for name, b in bases.items() if needed is None or name in needed
+        }
         fp = future_peaks(y, h)
         t = np.arange(a, y.size)
         for label, lag in lags:
-            if not label.startswith("daily-avg"):
+            if not label.startswith("daily-avg") and (
+                needed is None or f"snaive-{label}" in needed
+            ):
                 out[f"snaive-{label}"] = fp[t - lag]
             # A level now plus the change from level to peak seen one season (or the
             # average of several days) ago: the seasonal shape without its noise.
             k = int(label.removeprefix("daily-avg")) if label.startswith("daily-avg") else 1
             s = lag // k
             for bname, b in bases.items():
+                name = f"{bname}+{label}"
+                if needed is not None and name not in needed:
+                    continue
                 shift = fp[t - s] - b[t - s]
                 for j in range(2, k + 1):
                     shift = shift + (fp[t - j * s] - b[t - j * s])
-                out[f"{bname}+{label}"] = np.maximum(b[a:] + shift / k, 0.0)
-        out["mean-of-all"] = np.mean(list(out.values()), axis=0)
+                out[name] = np.maximum(b[a:] + shift / k, 0.0)
+        if needed is None:
+            out["mean-of-all"] = np.mean(list(out.values()), axis=0)
         return out

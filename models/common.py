@@ -82,6 +82,13 @@ def future_peaks(y: np.ndarray, horizon: int) -> np.ndarray:
         return np.empty(0)
     if horizon == 1:
         return y[1:].copy()
+    m = y.size - horizon
+    if horizon <= 32:
+        # Shifted maxima: much faster than a sliding window for short horizons.
+        out = y[1 : 1 + m].copy()
+        for j in range(2, horizon + 1):
+            np.maximum(out, y[j : j + m], out=out)
+        return out
     return np.asarray(sliding_window_view(y[1:], horizon).max(axis=1))
 
 

@@ -32,12 +32,15 @@ class HistoryModel:
         self.last_time_: float = 0.0
         #: observations appended by ``update`` since the last ``fit``.
         self.updated_: int = 0
+        #: observations seen in all (fit + updates), whatever the cap kept.
+        self.total_: int = 0
 
     def fit(self, y: pd.Series) -> Self:
         self.step_ = step_seconds_of(y)
         self.y_ = clean_values(y)[-self.max_points :]
         self.last_time_ = _last_time(y)
         self.updated_ = 0
+        self.total_ = len(y)
         self._fit_state()
         return self
 
@@ -55,6 +58,7 @@ class HistoryModel:
         self.y_ = np.concatenate([self.y_, new])[-self.max_points :]
         self.last_time_ = _last_time(y_new, self.last_time_ + self.step_ * len(new))
         self.updated_ += len(new)
+        self.total_ += len(new)
         self._update_state(new)
         return self
 

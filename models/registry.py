@@ -17,6 +17,7 @@ from models.fft import FFTForecaster
 from models.holt_winters import HoltWinters
 from models.last import LastValue
 from models.last_hour_mean import LastHourMean
+from models.quantile_gbm import QuantileGBM
 from models.seasonal_naive import SeasonalNaive
 
 FORECASTERS: dict[str, Callable[[], Forecaster]] = {
@@ -25,6 +26,7 @@ FORECASTERS: dict[str, Callable[[], Forecaster]] = {
     "holt-winters": HoltWinters,
     "last": LastValue,
     "last-hour-mean": LastHourMean,
+    "quantile-gbm": QuantileGBM,
     "seasonal-naive": lambda: SeasonalNaive("daily"),
     "seasonal-naive-weekly": lambda: SeasonalNaive("weekly"),
 }

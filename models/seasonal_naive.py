@@ -28,6 +28,7 @@ from models.history import HistoryModel
 
 Period = Literal["daily", "weekly"]
 _SECONDS = {"daily": DAY_SECONDS, "weekly": WEEK_SECONDS}
+_NOUN = {"daily": "day", "weekly": "week"}
 
 
 class SeasonalNaive(HistoryModel):
@@ -50,7 +51,7 @@ class SeasonalNaive(HistoryModel):
                 notes.append(f"{period} season is not a whole number of steps above the horizon")
                 continue
             if y.size < s + horizon:
-                notes.append(f"history shorter than one {period[:-2]}y season plus the horizon")
+                notes.append(f"history shorter than one {_NOUN[period]} plus the horizon")
                 continue
             return self._seasonal(y, s, horizon, levels, "; ".join(notes))
         last = float(y[-1]) if y.size else 0.0
