@@ -8,7 +8,11 @@ Prometheus, Thanos Query, Grafana Mimir and VictoriaMetrics alike.
 Query conventions: load is a rate, so counters go through ``rate()`` (which also
 handles counter resets: a restarted pod's counter dropping to 0 is not a dip in
 load); ``history_by`` wraps the query in ``sum by (namespace, workload) (...)`` so one
-request returns every workload. Ranges longer than ``max_points`` steps are paged.
+request returns every workload. Long ranges are paged: at most ``max_points`` steps
+per series (the server's limit) and at most ``max_samples_per_request`` samples per
+request (the client's memory: decoding JSON costs ~230 bytes per sample at peak). The
+page size adapts to the number of series seen so far, so a tick (a few steps) is one
+request and a 14-day backfill of 1,000 workloads is ~21 bounded ones.
 
 Data-edge policies (each has a test; see docs/prometheus.md):
 
@@ -45,7 +49,7 @@ import logging
 import math
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -148,11 +152,13 @@ def grid(start: float, end: float, step: int) -> np.ndarray:
     return np.arange(first, last + step, step, dtype=np.int64)
 
 
-def pages(points: np.ndarray, max_points: int) -> Iterator[tuple[int, int]]:
-    """(first, last) instants of consecutive pages of at most ``max_points`` points."""
-    for i in range(0, len(points), max_points):
-        chunk = points[i : i + max_points]
-        yield int(chunk[0]), int(chunk[-1])
+#: Series count assumed for a query not seen before, to size its first page.
+ASSUMED_SERIES = 1000
+
+
+def page_points(series: int, max_points: int, max_samples: int) -> int:
+    """Steps per page for ``series`` series: within both limits, at least one."""
+    return max(1, min(max_points, max_samples // max(series, 1)))
 
 
 def _title(html: str) -> str:
@@ -177,6 +183,8 @@ class PrometheusSource:
         self.requests_sent = 0
         self._local = threading.local()
         self._warned: set[str] = set()
+        #: series each query returned last time (sizes the first page of the next call).
+        self._series_seen: dict[str, int] = {}
         self._client = self._connect(settings)
 
     # -- construction ------------------------------------------------------------------
@@ -314,7 +322,8 @@ class PrometheusSource:
 
         The controller calls this once before its first tick so that it does not
         start cold; a restart loses nothing because the history lives in Prometheus.
-        Pages of ``max_points`` steps keep each request under the server's limit.
+        Pages keep each request under the server's points limit and the client's
+        samples budget (see the module docstring).
         """
         end_s = to_unix(end, "end")
         window = self.settings.backfill_seconds if seconds is None else seconds
@@ -363,8 +372,16 @@ class PrometheusSource:
         key_of: Callable[[dict[str, str]], Key],
     ) -> dict[Key, _Raw]:
         """Run ``query`` page by page; key -> samples on ``points`` (gaps marked)."""
+        s = self.settings
         out: dict[Key, _Raw] = {}
-        for first, last in pages(points, self.settings.max_points):
+        # Page size from the series count: remembered from the last call of this query,
+        # else assumed, then the series seen so far in this call.
+        series = self._series_seen.get(query, ASSUMED_SERIES)
+        i = 0
+        while i < len(points):
+            size = page_points(series, s.max_points, s.max_samples_per_request)
+            first, last = int(points[i]), int(points[min(i + size, len(points)) - 1])
+            i += size
             for item in self._range(query, first, last, step):
                 try:
                     key = key_of(item["metric"])
@@ -393,6 +410,10 @@ class PrometheusSource:
                     )
                 raw.values[pos] = vs
                 raw.present[pos] = True
+            # The next page is sized for every series seen so far; one that first
+            # appears later in the range can exceed the budget by its own share.
+            series = len(out)
+        self._series_seen[query] = series
         return out
 
     def _attrs(

@@ -99,6 +99,10 @@ class PrometheusSettings(BaseModel):
     #: more CPU than it saves (benchmarks/prometheus_source.py: a 12.9 MB answer took
     #: 1.2-1.5 s plain vs 2.2-4.2 s gzipped on loopback); turn it on over a WAN.
     gzip: bool = False
+    #: most samples (series x steps) in one request: bounds the client's memory, since
+    #: decoding the JSON answer takes ~230 bytes per sample at peak (measured with
+    #: tracemalloc), so 1,000,000 samples ~ 300 MB with the body. Pages shrink to fit.
+    max_samples_per_request: int = Field(default=1_000_000, ge=1_000)
     #: retries inside one call for connection errors only (not for HTTP statuses): 0,
     #: because the controller's next tick is the retry and must not be delayed.
     retries: int = Field(default=0, ge=0, le=5)

@@ -239,7 +239,9 @@ def test_scrape_targets_and_scraped_data_survive_a_crash(tmp_path: Path) -> None
         ) as server:
             got = server.wait_for('exporter_load{job="test"}', timeout_s=20)
             assert got[0]["value"][1] == "42"
-            time.sleep(0.5)  # a few more scrapes into the WAL
+            # More scrapes into the WAL, and whole seconds after the first scrape: the
+            # grid below is on whole seconds and must include one of them.
+            time.sleep(1.5)
             now = time.time()
             src = source(server.url)
             before = src.history("max(max_over_time(exporter_load[10s]))", now - 5, now, 1)

@@ -3,7 +3,7 @@
 What is checked: one batched request returns every workload; the values are exactly
 what ``rate()`` over the backfilled trace slices must give (computed here from the
 trace, not copied from an answer); ranges past the 11,000-points limit are paged and
-agree with unpaged answers; the start-up backfill; and the pure helpers (grid, pages,
+agree with unpaged answers; the start-up backfill; and the pure helpers (grid, page sizes,
 the bare-counter heuristic, durations, settings validation).
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import urllib.parse
 from datetime import UTC, datetime
 
 import numpy as np
@@ -22,7 +23,12 @@ from typer.testing import CliRunner
 from autoscaler.cli import build_app, main
 from autoscaler.cli.forecast import run_forecast
 from autoscaler.sources.base import MetricSource, has_data
-from autoscaler.sources.prometheus import PrometheusSource, bare_counters, grid, pages
+from autoscaler.sources.prometheus import (
+    PrometheusSource,
+    bare_counters,
+    grid,
+    page_points,
+)
 from autoscaler.sources.settings import (
     PROMETHEUS_MAX_POINTS,
     PrometheusSettings,
@@ -32,6 +38,7 @@ from autoscaler.sources.settings import (
 from models.errors import InputError, PermanentError
 from tests.integration.promfixture import (
     STANDARD_WORKLOADS,
+    LoopbackServer,
     PrometheusServer,
     expected_increments,
     free_port,
@@ -67,8 +74,11 @@ def test_is_a_metric_source(source: PrometheusSource) -> None:
 def test_one_request_returns_every_workload_with_the_trace_values(
     prometheus: PrometheusServer, source: PrometheusSource, prometheus_end: int
 ) -> None:
+    tick = source.history_by(RATE, prometheus_end - 900, prometheus_end, 60)
+    assert source.requests_sent == 1  # a tick: every workload in one request
+    assert set(STANDARD_WORKLOADS) <= set(tick)
     got = source.history_by(RATE, prometheus_end - 2 * DAY, prometheus_end, 60)
-    assert source.requests_sent == 1
+    assert source.requests_sent == 2  # the source now knows there are few series
     assert set(STANDARD_WORKLOADS) <= set(got)
     for (ns, wl), series in got.items():
         assert isinstance(series.index, pd.DatetimeIndex)
@@ -112,23 +122,62 @@ def test_history_of_one_series_equals_the_batched_key(
     pd.testing.assert_series_equal(one, batched, check_names=False)
 
 
-def test_long_ranges_are_paged_under_the_real_11000_points_limit(
+def recorded_pages(proxy: LoopbackServer) -> list[tuple[int, int, int]]:
+    """(start, end, step) of every query_range the proxy forwarded."""
+    out = []
+    for path in proxy.requests:
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+        out.append((int(q["start"][0]), int(q["end"][0]), int(q["step"][0])))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("max_points", "max_samples"),
+    [
+        pytest.param(PROMETHEUS_MAX_POINTS, 1_000_000, id="defaults"),
+        pytest.param(5000, 1_000_000, id="fewer-points"),
+        pytest.param(PROMETHEUS_MAX_POINTS, 12_000, id="small-sample-budget"),
+    ],
+)
+def test_long_ranges_are_paged_within_both_limits(
+    prometheus: PrometheusServer, prometheus_end: int, max_points: int, max_samples: int
+) -> None:
+    start, step = prometheus_end - 3 * DAY, 15  # 17,281 points per series, 5 series
+    want = grid(start, prometheus_end, step)
+    assert len(want) > PROMETHEUS_MAX_POINTS
+    reference = PrometheusSource(PrometheusSettings(url=prometheus.url))
+    ref = reference.history_by(RATE, start, prometheus_end, step)
+    with LoopbackServer(upstream=prometheus.url) as proxy:
+        settings = PrometheusSettings(
+            url=proxy.url, max_points=max_points, max_samples_per_request=max_samples
+        )
+        got = PrometheusSource(settings).history_by(RATE, start, prometheus_end, step)
+    spans = recorded_pages(proxy)
+    assert len(spans) > 1
+    covered = [t for a, b, st in spans for t in range(a, b + st, st)]
+    assert covered == want.tolist()  # contiguous, no overlap, nothing missing
+    for k, (a, b, st) in enumerate(spans):
+        points = (b - a) // st + 1
+        assert points <= max_points
+        if k > 0:  # the first page is sized for an assumed series count, later ones
+            # for the series seen so far (all of them, once the range has been seen)
+            before = pd.Timestamp(spans[k - 1][1], unit="s", tz="UTC")
+            seen = sum(bool(series[:before].notna().any()) for series in ref.values())
+            assert points * seen <= max_samples
+    assert set(got) == set(ref)
+    for key in ref:
+        pd.testing.assert_series_equal(got[key], ref[key])
+        assert len(got[key]) == len(want)
+
+
+def test_without_paging_the_real_server_refuses(
     prometheus: PrometheusServer, prometheus_end: int
 ) -> None:
-    start, step = prometheus_end - 3 * DAY, 15  # 17,281 points per series
-    assert len(grid(start, prometheus_end, step)) > PROMETHEUS_MAX_POINTS
-    paged = PrometheusSource(PrometheusSettings(url=prometheus.url))
-    got = paged.history_by(RATE, start, prometheus_end, step)
-    assert paged.requests_sent == 2
-    small = PrometheusSource(PrometheusSettings(url=prometheus.url, max_points=5000))
-    again = small.history_by(RATE, start, prometheus_end, step)
-    assert small.requests_sent == 4
-    assert set(got) == set(again)
-    for key in got:
-        pd.testing.assert_series_equal(got[key], again[key])
-        assert len(got[key]) == len(grid(start, prometheus_end, step))
-    # Without paging the real server refuses, and the error says what to change.
-    unpaged = PrometheusSource(PrometheusSettings(url=prometheus.url, max_points=20_000))
+    """The 11,000-points limit is real; the error says which setting to change."""
+    start, step = prometheus_end - 3 * DAY, 15
+    unpaged = PrometheusSource(
+        PrometheusSettings(url=prometheus.url, max_points=20_000, max_samples_per_request=10**8)
+    )
     with pytest.raises(PermanentError, match="max_points"):
         unpaged.history_by(RATE, start, prometheus_end, step)
 
@@ -162,15 +211,24 @@ def test_other_grouping_labels(source: PrometheusSource, prometheus_end: int) ->
 # ------------------------------------------------------------------ pure helpers
 
 
-def test_grid_is_aligned_to_the_step_and_pages_cover_it_exactly() -> None:
+def test_grid_is_aligned_to_the_step() -> None:
     g = grid(1_000_007, 1_003_000, 60)
     assert g[0] % 60 == 0 and g[0] >= 1_000_007 and g[-1] <= 1_003_000
     assert (np.diff(g) == 60).all()
-    spans = list(pages(g, 7))
-    assert spans[0][0] == g[0] and spans[-1][1] == g[-1]
-    covered = [t for a, b in spans for t in range(a, b + 60, 60)]
-    assert covered == g.tolist()
-    assert all((b - a) // 60 + 1 <= 7 for a, b in spans)
+    assert len(grid(1_000_021, 1_000_079, 60)) == 0
+
+
+@pytest.mark.parametrize(
+    ("series", "max_points", "max_samples", "want"),
+    [
+        pytest.param(1, 11_000, 1_000_000, 11_000, id="server-limit"),
+        pytest.param(1000, 11_000, 1_000_000, 1000, id="sample-budget"),
+        pytest.param(0, 11_000, 1_000_000, 11_000, id="no-series"),
+        pytest.param(10**7, 11_000, 1_000_000, 1, id="at-least-one"),
+    ],
+)
+def test_page_points(series: int, max_points: int, max_samples: int, want: int) -> None:
+    assert page_points(series, max_points, max_samples) == want
 
 
 @pytest.mark.parametrize(
