@@ -196,6 +196,19 @@ def test_onoff_is_bursty_and_long_range_dependent(traces: dict[str, Trace]) -> N
     assert hourly.std() / hourly.mean() > 0.3, "hour-to-hour swings"
 
 
+def _week_to_week_profile_correlation(v: np.ndarray) -> float:
+    """Correlation of the hour-of-day mean profile of week 1 with that of week 2."""
+    by_hour = v[: 14 * 1440].astype(float).reshape(14, 24, 60).mean(axis=2)
+    return float(np.corrcoef(by_hour[:7].mean(axis=0), by_hour[7:].mean(axis=0))[0, 1])
+
+
+def test_onoff_has_no_daily_cycle(traces: dict[str, Trace]) -> None:
+    # The measure does see a daily cycle where there is one ...
+    assert _week_to_week_profile_correlation(_v(traces, "lowcount_api_1min")) > 0.9
+    # ... and none in the on/off trace: its hour-of-day profile does not repeat.
+    assert _week_to_week_profile_correlation(_v(traces, "onoff_pareto_1min")) < 0.8
+
+
 def test_lowcount_api_mean_about_5_with_zeros_and_a_daily_cycle(
     traces: dict[str, Trace],
 ) -> None:
