@@ -66,31 +66,33 @@ def rbac_attributes(request: Any) -> tuple[str, str, str, str]:
     return verb, resource.group or "", plural, request.namespace or ""
 
 
-@pytest.mark.parametrize("overlay,env", [("overlays/prod", "prod"), ("overlays/dev", "dev")])
 def test_controller_and_leader_election_need_nothing_we_do_not_grant(
-    cluster: Any, tmp_path: Path, overlay: str, env: str
+    cluster: Any, tmp_path: Path
 ) -> None:
-    # dev's budget selects by labels as well as by namespace; prod's by namespace only
-    objects = kustomize_build(overlay)
-    for pa in find(objects, "PredictiveAutoscaler"):
-        meta = pa["metadata"]
-        obj = {**pa, "metadata": {**meta, "uid": f"uid-{meta['name']}", "generation": 1}}
+    # prod's budget selects by namespace; dev's by labels as well: both, in one cluster
+    objects = kustomize_build("overlays/prod")
+    for overlay, env in (("overlays/prod", "prod"), ("overlays/dev", "dev")):
+        built = kustomize_build(overlay)
+        for pa in find(built, "PredictiveAutoscaler"):
+            meta = pa["metadata"]
+            obj = {**pa, "metadata": {**meta, "uid": f"uid-{env}-{meta['name']}", "generation": 1}}
+            cluster.put(
+                "autoscaling.predictive.io/v1alpha1/predictiveautoscalers",
+                meta["namespace"],
+                meta["name"],
+                obj,
+            )
+        budget = one(built, "CostBudget", env)
         cluster.put(
-            "autoscaling.predictive.io/v1alpha1/predictiveautoscalers",
-            meta["namespace"],
-            meta["name"],
-            obj,
+            "autoscaling.predictive.io/v1alpha1/costbudgets",
+            None,
+            env,
+            {**budget, "metadata": {**budget["metadata"], "uid": f"uid-{env}"}},
         )
-    budget = one(objects, "CostBudget", env)
-    cluster.put(
-        "autoscaling.predictive.io/v1alpha1/costbudgets",
-        None,
-        env,
-        {**budget, "metadata": {**budget["metadata"], "uid": f"uid-{env}"}},
-    )
-    for dep in yaml.safe_load_all((REPO / "deploy/compose/deployments.yaml").read_text("utf-8")):
-        dep["metadata"]["namespace"] = env
-        cluster.put("apps/v1/deployments", env, dep["metadata"]["name"], dep)
+        deployments = (REPO / "deploy/compose/deployments.yaml").read_text("utf-8")
+        for dep in yaml.safe_load_all(deployments):
+            dep["metadata"]["namespace"] = env
+            cluster.put("apps/v1/deployments", env, dep["metadata"]["name"], dep)
 
     # The deployed settings, pointed at kmock and at a Prometheus that is not there.
     config = yaml.safe_load((REPO / "deploy/base/autoscaler.yaml").read_text("utf-8"))
