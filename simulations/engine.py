@@ -62,9 +62,19 @@ class Demand:
 
 
 def demand_from_rate(
-    rate: pd.Series, step_seconds: float, tick_seconds: float = SYNC_SECONDS
+    rate: pd.Series,
+    step_seconds: float,
+    tick_seconds: float = SYNC_SECONDS,
+    observe_seconds: float | None = None,
 ) -> Demand:
-    """Ticks from the first timestamp to the end of the last interval; piecewise constant."""
+    """Ticks from the first timestamp to the end of the last interval; piecewise constant.
+
+    ``observe_seconds`` is how finely the outside world samples the load (the metric
+    source's query step); ``None`` means at the trace's own resolution, each row becoming
+    known when its interval ends. A finer step (a multiple of the tick) gives the mean
+    demand of each ``observe_seconds`` window, stamped at the window's end: still causal,
+    since the simulated demand is piecewise constant and the window has passed.
+    """
     if rate.empty:
         raise InputError("trace", "the trace has no rows in the chosen period", "widen the period")
     if tick_seconds <= 0:
@@ -75,13 +85,28 @@ def demand_from_rate(
     times = t0 + tick_seconds * np.arange(n, dtype=float)
     row = np.minimum(((times - t0) // step_seconds).astype(np.int64), len(rate) - 1)
     values = rate.to_numpy(dtype=float)
-    observed = pd.Series(
-        values,
-        index=pd.DatetimeIndex(rate.index) + pd.Timedelta(seconds=step_seconds),
-        dtype=float,
-        name="rate",
-    )
-    return Demand(times, values[row], float(tick_seconds), observed, float(step_seconds))
+    per_tick = values[row]
+    if observe_seconds is None or observe_seconds >= step_seconds:
+        observed = pd.Series(
+            values,
+            index=pd.DatetimeIndex(rate.index) + pd.Timedelta(seconds=step_seconds),
+            dtype=float,
+            name="rate",
+        )
+    else:
+        k = observe_seconds / tick_seconds
+        if observe_seconds <= 0 or abs(k - round(k)) > 1e-9:
+            raise InputError(
+                "observe_seconds",
+                f"{observe_seconds:g} s is not a whole number of {tick_seconds:g}-s ticks",
+                f"use a multiple of {tick_seconds:g}",
+            )
+        k = int(round(k))
+        m = n // k
+        means = per_tick[: m * k].reshape(m, k).mean(axis=1)
+        ends = pd.to_datetime(t0 + observe_seconds * np.arange(1, m + 1), unit="s", utc=True)
+        observed = pd.Series(means, index=ends, dtype=float, name="rate")
+    return Demand(times, per_tick, float(tick_seconds), observed, float(step_seconds))
 
 
 @dataclass

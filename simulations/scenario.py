@@ -95,6 +95,10 @@ class Scenario(BaseModel):
     #: hourlyLimit, monthlyLimit, spentThisMonth, pacing, mode); applied to ``predictive``.
     budget: BudgetRequest | None = None
     tick_seconds: Annotated[float, Field(gt=0.0, le=600.0)] = SYNC_SECONDS
+    #: how finely the predictive policy's metric source samples the load, in seconds (a
+    #: multiple of the tick); unset = the trace's own resolution, each row known when its
+    #: interval ends.
+    observe_seconds: Annotated[float, Field(gt=0.0)] | None = None
 
     @field_validator("policies")
     @classmethod
@@ -211,7 +215,9 @@ def prepare(scenario: Scenario, base: Path | None = None, trace: Trace | None = 
     factor = 1.0
     if scenario.scale_to_peak_replicas is not None:
         rate, factor = scale_to_peak(rate, workload, scenario.scale_to_peak_replicas)
-    demand = demand_from_rate(rate, trace.step_seconds, scenario.tick_seconds)
+    demand = demand_from_rate(
+        rate, trace.step_seconds, scenario.tick_seconds, scenario.observe_seconds
+    )
     return Prepared(scenario, workload, trace, demand, factor)
 
 

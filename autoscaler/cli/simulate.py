@@ -45,6 +45,7 @@ def _build_scenario(
     scale_to_peak_replicas: int | None,
     policy: str | None,
     days: float | None,
+    observe_seconds: float | None = None,
 ) -> tuple[Scenario, Path | None]:
     """A scenario file (if any) with the flags laid over it."""
     base: Path | None = None
@@ -96,6 +97,8 @@ def _build_scenario(
         data["scale_to_peak_replicas"] = scale_to_peak_replicas
     if policy is not None:
         data["policies"] = [p.strip() for p in policy.split(",") if p.strip()]
+    if observe_seconds is not None:
+        data["observe_seconds"] = observe_seconds
     if days is not None:
         period = dict(data.get("period") or {})
         period["days"] = days
@@ -173,6 +176,12 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         days: Annotated[float | None, typer.Option(help="Replay only this many days.")] = None,
+        observe_seconds: Annotated[
+            float | None,
+            typer.Option(
+                help="Predictive sees the load at this step (s); default: the trace's rows."
+            ),
+        ] = None,
         timeline: Annotated[
             Path | None, typer.Option(help="Write one CSV row per 15-s tick and policy.")
         ] = None,
@@ -204,6 +213,7 @@ def register(app: typer.Typer) -> None:
             scale_to_peak_replicas,
             policy,
             days,
+            observe_seconds,
         )
         prepared = prepare(sc, base)
         if workers < 1:

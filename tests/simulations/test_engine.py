@@ -139,3 +139,15 @@ def test_scale_to_peak_replicas_hits_the_99_9th_percentile(tmp_path: Path) -> No
     p999 = float(np.quantile(scaled, 0.999))
     assert p999 == pytest.approx(40 * p.workload.capacity_rps * 0.7, rel=1e-9)
     assert float(p.demand.rate.max()) == pytest.approx(scaled.max())
+
+
+def test_finer_observation_is_window_means_stamped_at_window_end(tmp_path: Path) -> None:
+    trace = load_trace(write_trace(tmp_path / "t.csv", [300.0, 600.0], step=300))
+    d = demand_from_rate(trace.rate_per_second, trace.step_seconds, 15.0, observe_seconds=60.0)
+    assert len(d.observed) == 10
+    assert list(d.observed) == [1.0] * 5 + [2.0] * 5
+    start = trace.series.index[0]
+    assert d.observed.index[0] == start + pd.Timedelta(seconds=60)
+    assert d.observed.index[-1] == start + pd.Timedelta(seconds=600)
+    with pytest.raises(InputError, match="whole number"):
+        demand_from_rate(trace.rate_per_second, 300.0, 15.0, observe_seconds=20.0)
