@@ -459,9 +459,13 @@ def _csv_bytes(g: Generated) -> bytes:
         raise ValueError("a trace needs at least two values")
     if g.values.dtype.kind not in "iu" or int(g.values.min()) < 0:
         raise ValueError("values must be non-negative integers")
-    index = pd.date_range(g.start, periods=len(g.values), freq=f"{g.step_seconds}s")
-    stamps = index.strftime("%Y-%m-%dT%H:%M:%SZ")
-    lines = [f"{s},{int(v)}" for s, v in zip(stamps, g.values.tolist(), strict=True)]
+    start = round(g.start.timestamp())  # unix seconds; every start is a whole second
+    grid = (start + np.arange(len(g.values), dtype=np.int64) * g.step_seconds).astype(
+        "datetime64[s]"
+    )
+    # numpy's formatting is ~10x faster than strftime and gives the same text.
+    stamps = np.datetime_as_string(grid, unit="s").tolist()
+    lines = [f"{s}Z,{v}" for s, v in zip(stamps, g.values.tolist(), strict=True)]
     return ("timestamp,value\n" + "\n".join(lines) + "\n").encode("ascii")
 
 
