@@ -1,8 +1,9 @@
 """``autoscaler run``, ``autoscaler explain NAMESPACE/NAME`` and ``autoscaler report``.
 
 ``run`` starts the product: the reconcile loop on its own thread, the External Metrics
-API server (TLS + delegated auth unless ``api.insecure``) on another, leader election
-on a third, the KEDA external scaler when ``api.keda_bind`` is set, and the
+API server (TLS + delegated auth unless ``api.insecure``) in a child process that
+mirrors the decision store (so forecasting never holds the request path's GIL),
+leader election on another thread, the KEDA external scaler when ``api.keda_bind`` is set, and the
 controller's /metrics. Settings are built here once
 (``--config FILE`` + environment, see ``autoscaler.settings``) and passed down.
 
@@ -180,8 +181,7 @@ def _identity() -> str:
 
 def _serve_forever(settings: Any, controller: Any, client: Any) -> None:
     """The long-running process: leader election, loop, API server, metrics."""
-    from autoscaler.api.auth import Authenticator, KubeReviewer
-    from autoscaler.api.server import ServerThread, create_app
+    from autoscaler.api.process import ServerProcess
     from autoscaler.clock import WallClock
     from autoscaler.kube.leader import LeaderElector
 
@@ -205,21 +205,17 @@ def _serve_forever(settings: Any, controller: Any, client: Any) -> None:
         controller.is_leader = lambda: elector.is_leader
         threads.append(threading.Thread(target=elector.run, args=(stop,), name="leader"))
     threads.append(threading.Thread(target=controller.run, args=(stop,), name="reconcile"))
-    auth = None
-    if not settings.api.insecure:
-        reviewer = None
-        if settings.api.auth_mode == "delegated":
-            if client is None:
-                raise InputError(
-                    "api.auth_mode",
-                    "delegated auth needs the Kubernetes API (TokenReview)",
-                    "drop --objects, or set api.auth_mode front-proxy-only",
-                )
-            reviewer = KubeReviewer(client.api_client)
-        auth = Authenticator(settings.api, reviewer, WallClock().now)
-    server = ServerThread(
-        create_app(controller.store, settings.api, auth, WallClock()), settings.api
-    )
+    # The API server runs in a child process mirroring the store: a reconcile holds
+    # the GIL for seconds, and in-process every request would wait for it (the API's
+    # p99 would move with the reconcile; docs/benchmarks/api.md).
+    kubeconfig = Path(settings.kube.kubeconfig) if settings.kube.kubeconfig else None
+    if settings.api.auth_mode == "delegated" and not settings.api.insecure and client is None:
+        raise InputError(
+            "api.auth_mode",
+            "delegated auth needs the Kubernetes API (TokenReview)",
+            "drop --objects, or set api.auth_mode front-proxy-only",
+        )
+    server = ServerProcess(controller.store, settings.api, kubeconfig=kubeconfig)
     server.start()
     keda = None
     if settings.api.keda_bind is not None:
