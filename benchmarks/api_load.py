@@ -53,6 +53,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from autoscaler.api.process import ServerProcess
+from autoscaler.api.selector import parse_selector
 from autoscaler.api.server import ServerThread, create_app
 from autoscaler.api.settings import ApiSettings
 from autoscaler.clock import WallClock
@@ -240,6 +241,21 @@ class Hog:
         self.thread.join(10)
 
 
+def time_query(store: DecisionStore, repeat: int = 2000) -> tuple[float, float]:
+    """Microseconds per selector query: the store's indexed query vs a full scan."""
+    selector = parse_selector("workload=w0500")
+    values = store.all_values()
+    start = time.perf_counter()
+    for _ in range(repeat):
+        store.query(NAMESPACE, DESIRED_REPLICAS_METRIC, selector)
+    indexed = (time.perf_counter() - start) / repeat * 1e6
+    start = time.perf_counter()
+    for _ in range(repeat // 10):
+        [v for v in values if selector.matches(v.labels)]
+    scan = (time.perf_counter() - start) / (repeat // 10) * 1e6
+    return indexed, scan
+
+
 def trivial_app() -> FastAPI:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -280,6 +296,7 @@ def main() -> int:
     )
     print(f"building {N_WORKLOADS} fitted {args.model!r} forecasters...", file=sys.stderr)
     reconciler = Reconciler(store, args.model, args.reconcile_period)
+    query_us, scan_us = time_query(store)
     reconciler.reconcile_once()  # time one reconcile alone, before any load
     hog = Hog()
     alone_ms = reconciler.durations.pop() * 1e3
@@ -292,6 +309,7 @@ def main() -> int:
         create_app(store, settings, clock=WallClock(), response_cache=False), settings
     ).start()
     child = ServerProcess(store, settings).start()
+    child_uncached = ServerProcess(store, settings, response_cache=False).start()
     assert child.pid is not None
     child_pid = child.pid
     configs: list[tuple[str, int, str, float, bool | str]] = [
@@ -310,13 +328,20 @@ def main() -> int:
             pace,
             True,
         ),
+        (
+            f"ours (child process): cache off, reconcile running, paced {pace:g} ms",
+            child_uncached.port,
+            "list",
+            pace,
+            True,
+        ),
         (f"ours (thread): CPU hog thread, paced {pace:g} ms", ours.port, "list", pace, "hog"),
         (f"ours (child): CPU hog thread, paced {pace:g} ms", child.port, "list", pace, "hog"),
     ]
     runs: dict[str, list[Result]] = {c[0]: [] for c in configs}
     try:
         warm = ((base.port, "trivial"), (ours.port, "list"), (uncached.port, "list"))
-        for port, mode in (*warm, (child.port, "list")):
+        for port, mode in (*warm, (child.port, "list"), (child_uncached.port, "list")):
             run_wrk("warm-up", port, mode, 2, conns, 0)
         for round_no in range(args.rounds):
             print(f"round {round_no + 1}/{args.rounds}", file=sys.stderr)
@@ -346,6 +371,7 @@ def main() -> int:
                 runs[name].append(result)
     finally:
         child.stop()
+        child_uncached.stop()
         uncached.stop()
         ours.stop()
         base.stop()
@@ -365,6 +391,10 @@ def main() -> int:
         f"{args.reconcile_period:g} s; alone {alone_ms:.0f} ms; under load median "
         f"{np.median(durations) * 1e3:.0f} ms, max {max(durations) * 1e3:.0f} ms "
         f"({len(reconciler.durations)} runs)"
+    )
+    print(
+        f"store query by labelSelector at {N_WORKLOADS} series: indexed {query_us:.1f} us, "
+        f"full scan {scan_us:.0f} us"
     )
     head = ("run", "req/s", "vs base", "p50 ms", "p90 ms", "p99 ms", "max ms", "err", "CPU us/req")
     print("{:56s} {:>7s} {:>7s} {:>7s} {:>7s} {:>7s} {:>7s} {:>4s} {:>10s}".format(*head))

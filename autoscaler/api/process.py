@@ -37,7 +37,9 @@ def _rows(store: DecisionStore) -> list[Row]:
     return [(v.namespace, v.name, dict(v.labels), v.value, v.timestamp) for v in store.all_values()]
 
 
-def _child(settings: ApiSettings, kubeconfig: str | None, conn: Connection) -> None:
+def _child(
+    settings: ApiSettings, kubeconfig: str | None, response_cache: bool, conn: Connection
+) -> None:
     """Child process: serve from a mirrored store until the parent closes the pipe."""
     from autoscaler.api.auth import Authenticator, kube_reviewer
     from autoscaler.api.server import ServerThread, create_app
@@ -51,7 +53,8 @@ def _child(settings: ApiSettings, kubeconfig: str | None, conn: Connection) -> N
         if settings.auth_mode == "delegated":
             reviewer = kube_reviewer(Path(kubeconfig) if kubeconfig else None)
         auth = Authenticator(settings, reviewer, clock.now)
-    server = ServerThread(create_app(store, settings, auth, clock), settings).start()
+    app = create_app(store, settings, auth, clock, response_cache=response_cache)
+    server = ServerThread(app, settings).start()
     conn.send(("port", server.port))
     try:
         while True:
@@ -79,13 +82,14 @@ class ServerProcess:
         settings: ApiSettings,
         kubeconfig: Path | None = None,
         start_timeout: float = 60.0,
+        response_cache: bool = True,
     ) -> None:
         ctx = multiprocessing.get_context("spawn")  # never fork a process that has threads
         self._store = store
         self._conn, child_conn = ctx.Pipe()
         self._process: Any = ctx.Process(
             target=_child,
-            args=(settings, str(kubeconfig) if kubeconfig else None, child_conn),
+            args=(settings, str(kubeconfig) if kubeconfig else None, response_cache, child_conn),
             name="api-server",
             daemon=True,
         )
