@@ -387,10 +387,34 @@ def report_command(
         "out/budget-frontier.png"
     ),
     workers: Annotated[int, typer.Option(help="Simulation processes.")] = 2,
+    ledger: Annotated[
+        Path | None,
+        typer.Option(
+            help="Instead of simulating: report the spend in the controller's ledger file."
+        ),
+    ] = None,
+    budget_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--budget-file", help="With --ledger: CostBudget YAML for limits and thresholds."
+        ),
+    ] = None,
+    now: Annotated[
+        str | None, typer.Option(help="With --ledger: the time to project from (default now).")
+    ] = None,
 ) -> None:
-    """Spend, projection and clamps of a scenario's budget; what it costs in SLO."""
+    """Spend, projection and clamps of a scenario's budget; what it costs in SLO.
+
+    With ``--ledger``, report a real environment's spend to date and its month-end
+    projection from the controller's ledger file instead (no simulation).
+    """
     from simulations.scenario import load_scenario
 
+    if ledger is not None:
+        if frontier:
+            raise InputError("--ledger", "cannot be combined with --frontier", "run them apart")
+        typer.echo(ledger_report(ledger, budget_file or [], _parse_now(now)))
+        return
     if workers < 1:
         raise InputError("--workers", f"{workers} workers", "use 1 or more")
     if days is not None and days <= 0:
@@ -431,6 +455,80 @@ def report_command(
     if frontier:
         _plot_frontier(rows, png, sc.name)
         typer.echo(f"frontier written to {png}")
+
+
+def _parse_now(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(
+            "--now", f"{text!r} is not an ISO-8601 time", "e.g. 2026-11-20T12:00:00Z"
+        ) from None
+    if when.utcoffset() is None:
+        raise InputError("--now", f"{text!r} has no time zone", "append Z for UTC")
+    return when
+
+
+def ledger_report(path: Path, budget_files: list[Path], now: datetime) -> str:
+    """Spend to date and month-end projection per environment of a ledger file.
+
+    The burn rate is this month's average so far (spend / hours from the start of the
+    month to the ledger's last accrual): the ledger keeps totals, not a time series.
+    A ledger that started mid-month therefore under-states the rate; say so.
+    """
+    from autoscaler.ledger_store import LedgerStore
+    from models.errors import PermanentError
+
+    try:
+        ledgers = LedgerStore(path).load()
+    except PermanentError as err:  # a corrupt ledger is the user's file to fix
+        raise InputError(str(path), str(err), "") from None
+    if not ledgers and not path.exists():
+        raise InputError(str(path), "no such ledger file", "give the controller's ledger path")
+    specs = {}
+    for file in budget_files:
+        for manifest in load_budgets(file):
+            specs[manifest.metadata.name] = manifest.spec
+    lines = [f"Spend from the ledger {path} at {now.isoformat()}:", ""]
+    for name, state in sorted(ledgers.items()):
+        spec = specs.get(name)
+        elapsed = float(_hours_since_month_start(state.as_of))
+        rate = float(state.spent) / elapsed if elapsed > 0 else 0.0
+        projection = project(
+            state,
+            now,
+            [rate],
+            monthly_limit=None if spec is None else spec.monthly_limit,
+            thresholds=(50.0, 75.0, 90.0) if spec is None else spec.alert_thresholds,
+        )
+        limit = "" if spec is None or spec.monthly_limit is None else f" of ${spec.monthly_limit:g}"
+        lines.append(
+            f"{name}: month {projection.month}, spent ${projection.spent:.2f}{limit}"
+            f" (as of {state.as_of.isoformat()}), average burn ${rate:.4f}/h,"
+            f" projected month-end ${projection.projected:.2f}"
+            + (
+                ""
+                if projection.projected_percent is None
+                else f" ({projection.projected_percent:.0f}% of the limit)"
+            )
+        )
+        top = sorted(state.by_workload.items(), key=lambda kv: kv[1], reverse=True)[:5]
+        for workload, spent in top:
+            lines.append(f"    {workload}: ${float(spent):.2f}")
+        lines += [f"    alert: {a}" for a in projection.alerts]
+        if state.month != projection.month:
+            lines.append(f"    note: the ledger's last accrual is in {state.month}")
+    if not ledgers:
+        lines.append("(the ledger is empty)")
+    return "\n".join(lines)
+
+
+def _hours_since_month_start(when: datetime) -> float:
+    from policies.costguard import month_start
+
+    return (when - month_start(when)).total_seconds() / 3600.0
 
 
 def _parse_budgets(text: str) -> list[float]:

@@ -228,3 +228,38 @@ def test_report_ledger_agrees_with_the_simulator_cost() -> None:
     row = _run_job(_Job(data, str(base), "oracle", "oracle", {"hourly_limit": 0.3}))
     assert row.ledger_spent == pytest.approx(row.cost_usd, rel=1e-6)
     assert row.over_limit_pct is not None and row.month == "1995-07"
+
+
+def test_report_from_a_ledger_file(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from autoscaler.ledger_store import LedgerStore
+    from policies.ledger import LedgerState, accrue
+
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    state, _ = accrue(
+        LedgerState.start(start),
+        {"prod/refinory-ai": 20, "prod/event-gateway": 10},
+        {"prod/refinory-ai": 0.0200425, "prod/event-gateway": 0.003690725},
+        start + timedelta(days=15),
+    )
+    path = tmp_path / "ledger.json"
+    LedgerStore(path).put("prod", state)
+    args = ["budget", "report", "--ledger", str(path), "--now", "2026-11-16T00:00:00Z"]
+    args += ["--budget-file", str(EXAMPLES / "prod.yaml")]
+    code, out, err = run(args, capsys, monkeypatch)
+    assert code == 0, err
+    rate = 20 * 0.0200425 + 10 * 0.003690725  # $ per hour
+    spent = rate * 15 * 24  # 15 days so far; 15 days left at the same average rate
+    assert f"prod: month 2026-11, spent ${spent:.2f} of $500" in out
+    assert f"average burn ${rate:.4f}/h" in out
+    assert f"projected month-end ${2 * spent:.2f} ({200 * spent / 500:.0f}% of the limit)" in out
+    assert f"prod/refinory-ai: ${20 * 0.0200425 * 360:.2f}" in out
+    assert "alert:" not in out  # 32 % spent is below the first threshold, 63 % projected
+
+
+def test_report_corrupt_ledger_is_exit_2(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    path = tmp_path / "ledger.json"
+    path.write_text("{")
+    code, _, err = run(["budget", "report", "--ledger", str(path)], capsys, monkeypatch)
+    assert code == 2 and "not valid JSON" in err and "Traceback" not in err
