@@ -115,9 +115,3 @@ def cpu_cores(value: object, where: str) -> Decimal:
 def memory_gib(value: object, where: str) -> Decimal:
     """A memory quantity in GiB (``512Mi`` -> 0.5, ``1G`` -> 0.931...)."""
     return parse_quantity(value, where) / GIB
-
-
-def format_quantity(value: Decimal) -> str:
-    """A short, exact text form for messages (``Decimal('0.50')`` -> ``0.5``)."""
-    text = format(value.normalize(), "f")
-    return text
