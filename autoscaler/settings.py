@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -32,6 +32,8 @@ from models.errors import InputError
 
 class LoopSettings(BaseModel):
     """The reconcile loop."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key must fail, not vanish
 
     #: Seconds between reconciles. 15 s = the HPA's own sync period: a fresher value
     #: could not be used sooner, a staler one would cost reaction time.
@@ -66,6 +68,8 @@ class LoopSettings(BaseModel):
 class LedgerSettings(BaseModel):
     """Where the spend ledger (money spent this month per environment) is kept."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt key must fail, not vanish
+
     #: JSON file, written atomically after every accrual by the leader. Mount a volume
     #: here; the CostBudget status also carries the spend for operators.
     path: Path = Path("/var/lib/predictive-autoscaler/ledger.json")
@@ -73,6 +77,8 @@ class LedgerSettings(BaseModel):
 
 class ShadowSettings(BaseModel):
     """ForecastOnly (shadow mode) records, read by ``autoscaler report``."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key must fail, not vanish
 
     #: JSON-lines file; one record per ForecastOnly workload per tick.
     path: Path = Path("/var/lib/predictive-autoscaler/shadow.jsonl")
@@ -82,6 +88,8 @@ class ShadowSettings(BaseModel):
 
 class ObservabilitySettings(BaseModel):
     """Logs and the controller's own /metrics."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key must fail, not vanish
 
     #: debug, info, warning or error. info logs clamps, fallbacks, leader changes and
     #: one summary line per tick; debug adds one line per workload per tick.

@@ -24,7 +24,7 @@ from urllib.parse import quote, urlencode
 import urllib3
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from models.errors import PermanentError, RetryableError
 
@@ -36,6 +36,8 @@ MERGE_PATCH = "application/merge-patch+json"
 
 class KubeSettings(BaseModel):
     """How to reach the Kubernetes API server."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key must fail, not vanish
 
     #: API server URL; empty = from in-cluster credentials or the kubeconfig. Tests set
     #: it to the kmock emulator's URL.

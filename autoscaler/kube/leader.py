@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from autoscaler.clock import Clock
 from autoscaler.kube.client import Conflict, KubeClient, path_for
@@ -37,6 +37,8 @@ LEASE_API = "coordination.k8s.io/v1"
 
 class LeaderSettings(BaseModel):
     """Leader election timing (client-go's defaults, scaled to a 30-s failover target)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key must fail, not vanish
 
     #: On by default: two replicas without it would both write HPAs and the ledger.
     enabled: bool = True
