@@ -235,3 +235,32 @@ def test_expected_shortfall_from_quantiles() -> None:
     assert all(
         a >= b - 1e-12 for a, b in zip(steps, steps[1:], strict=False)
     )  # convex: gains shrink
+
+
+def test_node_pool_prices_in_a_request() -> None:
+    # Spot prices make refinory-ai 4.75x cheaper per replica, so the same cap buys more.
+    base: dict[str, Any] = {
+        "budget": {"hourlyLimit": 0.1, "now": "2026-11-15T12:00:00Z"},
+        "nodePools": {"spot": {"spot": True}},
+        "workloads": [
+            _w("on-demand", 50, requests={"cpu": "500m", "memory": "1Gi"}),
+            _w("spot", 50, requests={"cpu": "500m", "memory": "1Gi"}, nodePool="spot", prio=1),
+        ],
+    }
+    result = allocate(AllocationRequest.model_validate(base))
+    spot, on_demand = result.workloads[1], result.workloads[0]
+    # The spot workload (higher priority) takes the whole cap at $0.0042195 a replica.
+    assert spot.replicas == int(Decimal("0.1") / Decimal("0.0042195"))
+    assert spot.hourly_cost == float(Decimal("0.0042195") * spot.replicas)
+    assert on_demand.replicas == 0
+
+
+def test_unknown_node_pool_is_refused() -> None:
+    with pytest.raises(InputError, match="nodePool 'gpu'"):
+        from policies.budget import parse_model
+
+        parse_model(
+            AllocationRequest,
+            {"budget": {}, "workloads": [_w("a", 1, nodePool="gpu")]},
+            "REQUEST.json",
+        )
