@@ -65,13 +65,17 @@ class ResourceRequests:
                 mem = memory_gib(value, field)
             elif key in GPU_KEYS:
                 gpus += parse_quantity(value, field)
-            elif key.startswith(_UNPRICED):
-                parse_quantity(value, field)  # still must be a valid quantity
+            elif key.startswith(_UNPRICED) or "/" in key:
+                # Storage, hugepages and domain-prefixed extended resources (a device
+                # plugin's "vendor.com/dongle") are real but have no price here; they
+                # must still be valid quantities.
+                parse_quantity(value, field)
             else:
+                # A bare unknown name is a typo ("cpus"), which would silently cost $0.
                 raise InputError(
                     field,
                     f"unknown resource {key!r}",
-                    "use cpu, memory, nvidia.com/gpu (or ephemeral-storage, not priced)",
+                    "use cpu, memory, nvidia.com/gpu (storage and vendor.com/x are not priced)",
                 )
         return cls(cpu_cores=cpu, memory_gib=mem, gpus=gpus)
 

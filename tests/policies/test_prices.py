@@ -45,8 +45,18 @@ def test_replica_costs_its_requests_times_prices() -> None:
         ({"cpu": "500m", "memory": "512Mi"}, 0.017924),  # jdk-workspace
         ({}, 0.0),
         ({"cpu": "1", "ephemeral-storage": "10Gi"}, 0.031611),  # storage is not priced
+        ({"cpu": "1", "hugepages-2Mi": "64Mi"}, 0.031611),
+        ({"cpu": "1", "example.com/dongle": "2"}, 0.031611),  # extended, not priced
     ],
-    ids=["event-gateway", "refinory-ai", "jdk-workspace", "nothing", "storage"],
+    ids=[
+        "event-gateway",
+        "refinory-ai",
+        "jdk-workspace",
+        "nothing",
+        "storage",
+        "hugepages",
+        "extended",
+    ],
 )
 def test_simulator_helper(requests: dict[str, object], expected: float) -> None:
     assert replica_hourly_price(requests) == pytest.approx(expected, rel=1e-12)
@@ -97,3 +107,5 @@ def test_bad_prices_refused(bad: dict[str, object]) -> None:
 def test_unknown_resource_refused() -> None:
     with pytest.raises(InputError, match="unknown resource"):
         ResourceRequests.parse({"cpus": "1"}, "requests")
+    with pytest.raises(InputError, match="bad quantity"):
+        ResourceRequests.parse({"example.com/dongle": "two"}, "requests")
