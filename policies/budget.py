@@ -229,7 +229,8 @@ class ForecastRequest(_Wire):
             points.append((level, load))
         points.sort()
         for (l0, v0), (l1, v1) in zip(points, points[1:], strict=False):
-            if v1 < v0:
+            # Float noise from a model (520.0 then 519.9999999) is not a crossing.
+            if v1 < v0 - 1e-9 * max(1.0, abs(v0)):
                 raise ValueError(
                     f"quantiles decrease: {l0:g} -> {v0:g} but {l1:g} -> {v1:g}"
                     " (a higher level must not have a lower value)"
@@ -237,8 +238,11 @@ class ForecastRequest(_Wire):
         return value
 
     def points(self) -> list[tuple[float, float]]:
-        """(level, load) sorted by level."""
-        return sorted((float(k), v) for k, v in self.quantiles.items())
+        """(level, load) sorted by level, loads made non-decreasing (noise removed)."""
+        out: list[tuple[float, float]] = []
+        for level, load in sorted((float(k), v) for k, v in self.quantiles.items()):
+            out.append((level, max(load, out[-1][1]) if out else load))
+        return out
 
 
 class WorkloadRequest(_Wire):

@@ -129,6 +129,13 @@ def test_bad_forecast(quantiles: dict[str, float], message: str) -> None:
     assert message in err.problem
 
 
+def test_float_noise_in_quantiles_is_not_a_crossing() -> None:
+    data = copy.deepcopy(GOOD)
+    data["workloads"][0]["forecast"]["quantiles"] = {"0.5": 520.0, "0.9": 519.9999999999}
+    forecast = parse_model(AllocationRequest, data).workloads[0].forecast
+    assert forecast is not None and forecast.points() == [(0.5, 520.0), (0.9, 520.0)]
+
+
 def test_missing_required_field() -> None:
     err = _bad(lambda d: d["workloads"][0].pop("requests"))
     assert err.where.endswith("workloads[0].requests") and "missing" in err.problem
