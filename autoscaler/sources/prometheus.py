@@ -36,6 +36,8 @@ QUERY_ERROR         4xx (bad PromQL, bad auth, wrong path): ``PermanentError`` w
                     server's own error text and a fix.
 SERVER_ERROR        5xx, 429, connection refused: ``RetryableError``.
 TIMEOUT             no answer within ``timeout_seconds``: ``RetryableError``.
+PARTIAL             a 200 answer with ``warnings`` (Thanos partial response, a store
+                    down): ``RetryableError`` by default, or accepted and logged.
 NOT_JSON            an HTML page or invalid JSON instead of the API's JSON: with a 5xx
                     (a proxy in trouble) ``RetryableError``, otherwise
                     ``PermanentError`` (the URL is not a PromQL API).
@@ -497,7 +499,31 @@ class PrometheusSource:
             raise PermanentError(
                 f"{where}: expected a matrix of series, got {_snippet(repr(result).encode())}"
             )
+        self._check_warnings(where)
         return result
+
+    def _check_warnings(self, where: str) -> None:
+        """PARTIAL policy: an answer with ``warnings`` may lack some data.
+
+        Thanos (partial_response) and federated setups answer 200 with ``warnings``
+        when a store is down: a sum over fewer series looks like a drop in load, the
+        one thing that must never cause a scale-down. ``warnings`` follows ``data`` in
+        the body, so only its tail is searched before decoding it again.
+        """
+        body = self._last_body()
+        if b'"warnings"' not in body[-65536:]:
+            return
+        try:
+            warnings = json.loads(body).get("warnings") or []
+        except (ValueError, AttributeError):
+            return
+        if not warnings:
+            return
+        said = "; ".join(map(str, warnings))[:300]
+        text = f"{where}: the answer carries warnings (partial data?): {said}"
+        if self.settings.partial_answers == "refuse":
+            raise RetryableError(text + " (refused; set prometheus.partial_answers to accept)")
+        log.warning("%s (accepted)", text)
 
     def _last_body(self) -> bytes:
         response = getattr(self._local, "response", None)

@@ -112,6 +112,10 @@ class PrometheusSettings(BaseModel):
     #: several series where one was expected (``history``): refuse (``error``, the
     #: default: the query is ambiguous), or combine them with ``sum`` or ``max``.
     multiple_series: MultipleSeriesPolicy = "error"
+    #: an answer with ``warnings`` (e.g. Thanos partial response while a store is
+    #: down) may be missing series: ``refuse`` it (a retryable error, the default: a
+    #: partial sum looks like a drop in load) or ``accept`` it and log the warnings.
+    partial_answers: Literal["refuse", "accept"] = "refuse"
     #: a bare counter (``*_total`` etc. outside ``rate()``/``increase()``) as load is
     #: always wrong (it only grows and drops to 0 at restarts): refuse it by default.
     counter_check: CounterCheck = "error"

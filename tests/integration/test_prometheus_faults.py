@@ -252,3 +252,29 @@ def test_scrape_targets_and_scraped_data_survive_a_crash(tmp_path: Path) -> None
             after = src.history("max(max_over_time(exporter_load[10s]))", now - 5, now, 1)
             pd.testing.assert_series_equal(after, before)
             assert server.wait_for("exporter_load == 7", timeout_s=20)
+
+
+PARTIAL = json.dumps(
+    {
+        "status": "success",
+        "data": {
+            "resultType": "matrix",
+            "result": [
+                {"metric": {"namespace": "shop", "workload": "web"}, "values": [[600, "3"]]}
+            ],
+        },
+        "warnings": ["No StoreAPIs matched for this query: store eu-1 is down"],
+    }
+).encode()
+
+
+def test_partial_answer_with_warnings_is_refused_by_default(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A Thanos-style 200 with ``warnings``: refused (retryable), or accepted + logged."""
+    with LoopbackServer(body=PARTIAL) as thanos:
+        with pytest.raises(RetryableError, match="warnings.*store eu-1 is down"):
+            source(thanos.url).history_by(RATE, 0, 600, 300)
+        got = source(thanos.url, partial_answers="accept").history_by(RATE, 0, 600, 300)
+    assert got[("shop", "web")].dropna().tolist() == [3.0]
+    assert "store eu-1 is down" in caplog.text
