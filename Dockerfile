@@ -28,8 +28,13 @@ COPY simulations /src/simulations
 # Build our wheel through setuptools' PEP 517 hook with the pinned setuptools/wheel:
 # no build isolation, so nothing unpinned is fetched.
 WORKDIR /src
+# The dependencies' own test suites (~155 MB: pandas, scipy, numpy, statsmodels...) are
+# never imported at run time; dropping them cuts the virtualenv from 850 to 691 MB
+# (docs/benchmarks/deploy.md). `autoscaler --help` imports every command module.
 RUN /opt/buildtools/bin/python -c "from setuptools import build_meta; build_meta.build_wheel('/tmp/wheels')" \
  && /opt/venv/bin/pip install --no-deps /tmp/wheels/*.whl \
+ && find /opt/venv/lib -type d \( -name tests -o -name test \) -path '*/site-packages/*' -prune \
+      -exec rm -rf {} + \
  && /opt/venv/bin/autoscaler --help > /dev/null
 
 FROM ${PYTHON_IMAGE} AS runtime
