@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from models.errors import InputError
 from policies.quantity import GIB, cpu_cores, memory_gib, parse_quantity
@@ -93,3 +95,21 @@ def test_units_for_pricing() -> None:
     assert memory_gib("512Mi", "memory") == Decimal("0.5")
     assert memory_gib("1G", "memory") == Decimal(10**9) / GIB
     assert memory_gib("1e9", "memory") == memory_gib("1G", "memory")
+
+
+# The kubernetes client's own parser as an independent oracle, on generated quantities.
+_NUMBERS = st.from_regex(r"\A[+-]?([0-9]{1,6}(\.[0-9]{0,4})?|\.[0-9]{1,4})\Z")
+_SUFFIXES = st.sampled_from(
+    ["", "n", "u", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"]
+    + [f"e{e}" for e in range(-6, 7)]
+    + [f"E+{e}" for e in range(4)]
+)
+
+
+@settings(max_examples=500, derandomize=True, deadline=None)
+@given(_NUMBERS, _SUFFIXES)
+def test_agrees_with_the_kubernetes_client(number: str, suffix: str) -> None:
+    from kubernetes.utils import parse_quantity as kube_parse
+
+    text = number + suffix
+    assert parse_quantity(text, "f", allow_negative=True) == kube_parse(text)
