@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -373,3 +374,18 @@ def test_long_backfill_arrives_one_page_per_tick(
     assert fitted[:3] == [end + 30] * 3 and fitted[3] == end + 30 + 4 * 60
     assert web.state.history.index.is_monotonic_increasing
     assert web.state.history.index.is_unique
+
+
+def test_forecast_error_is_scored_one_lead_time_later(
+    prom: PrometheusServer, end: int, tmp_path: Path
+) -> None:
+    docs = [pa_doc("shop", "web", leadTimeSeconds=120), deployment("shop", "web", 3)]
+    ctl, cluster, store, clock = make_controller(prom, tmp_path, docs, end - 1800)
+    labels = {"namespace": "shop", "workload": "web"}
+    ctl.reconcile()
+    assert ctl.metrics.registry.get_sample_value("autoscaler_forecast_error_ratio", labels) is None
+    for _ in range(5):  # 5 minutes later the first forecasts' windows have been observed
+        clock.sleep(60)
+        ctl.reconcile()
+    ratio = ctl.metrics.registry.get_sample_value("autoscaler_forecast_error_ratio", labels)
+    assert ratio is not None and math.isfinite(ratio) and ratio > -1.0
