@@ -457,7 +457,8 @@ class Controller:
             w.result = result
             results.append(result)
         self._publish(now, results)
-        self._record_shadow(results, errors)
+        if leader:  # one writer for the shared file; followers would duplicate records
+            self._record_shadow(results, errors)
         if leader:
             self._write(now, results, env_results, errors)
         self._observe_metrics(now, results, env_results)
