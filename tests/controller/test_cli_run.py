@@ -205,3 +205,31 @@ def test_run_serves_until_sigterm(prom: PrometheusServer, tmp_path: Path) -> Non
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+def test_once_dry_run_against_the_kubernetes_api(prom: PrometheusServer, tmp_path: Path) -> None:
+    from tests.controller.kmockharness import KmockCluster
+
+    cluster = KmockCluster()
+    try:
+        kinds = {
+            "PredictiveAutoscaler": "autoscaling.predictive.io/v1alpha1/predictiveautoscalers",
+            "CostBudget": "autoscaling.predictive.io/v1alpha1/costbudgets",
+            "Deployment": "apps/v1/deployments",
+        }
+        for doc in DOCS:
+            meta = doc["metadata"]
+            cluster.put(kinds[doc["kind"]], meta.get("namespace"), meta["name"], doc)
+        config = write_config(tmp_path, prom)
+        text = config.read_text() + f"kube: {{host: '{cluster.url}'}}\n"
+        config.write_text(text)
+        result = CliRunner().invoke(
+            build_app(), ["run", "--once", "--dry-run", "--config", str(config), "--json"]
+        )
+        assert result.exit_code == 0, result.output
+        out = json.loads(result.stdout)
+        assert {w["workload"] for w in out["workloads"]} == {"shop/web", "shop/api"}
+        writes = [r for r in cluster.requests() if r.method.value in {"POST", "PATCH", "PUT"}]
+        assert writes == []  # dry run: reads only
+    finally:
+        cluster.close()
