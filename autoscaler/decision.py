@@ -84,6 +84,9 @@ class WorkloadState:
     margin: float = 1.0
     #: recent (time, current replicas) pairs: what may be ready now.
     replica_log: deque[tuple[float, int]] = field(default_factory=deque)
+    #: when a budget or maxReplicas last held the decision below what the forecast
+    #: asked for (see ``note_clamp``); misses then are not the margin's fault.
+    clamped_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,11 @@ def _adapt_margin(
     by ``adapt_rate * risk_target`` otherwise, so the long-run miss share is the target.
     """
     ready = _ready_floor(state, now, current, spec.lead_seconds)
+    if state.clamped_at is not None and now - state.clamped_at <= spec.lead_seconds:
+        # Capacity was capped by a budget or maxReplicas, not sized by the margin:
+        # a miss now says nothing about the forecast, and raising the margin would
+        # only ask for more of what the cap refuses.
+        return
     miss = 1.0 if y_now > ready * spec.capacity_per_replica * spec.target_utilization else 0.0
     state.margin = min(
         MAX_MARGIN, max(0.0, state.margin + spec.adapt_rate * (miss - spec.risk_target))
@@ -258,6 +266,7 @@ def decide(
     elif desired > spec.max_replicas:
         replicas, constraint = spec.max_replicas, "max"
         reason += f"; capped at maxReplicas {spec.max_replicas}"
+        note_clamp(state, now)
     decision = Decision(
         workload=spec.key,
         time=now,
@@ -272,14 +281,26 @@ def decide(
     return decision
 
 
-def served_value(replicas: int, current_replicas: int, tolerance: float = HPA_TOLERANCE) -> float:
+def note_clamp(state: WorkloadState, now: float) -> None:
+    """Record that a cap (the cost guard, maxReplicas) held this workload below its
+    decision at ``now``; callers applying the cost guard call it when it clamps."""
+    state.clamped_at = now
+
+
+def served_value(
+    replicas: int,
+    current_replicas: int,
+    tolerance: float = HPA_TOLERANCE,
+    ceiling: int | None = None,
+) -> float:
     """The external-metric value (``AverageValue`` target 1) whose HPA outcome is ``replicas``.
 
     The HPA proposes ``ceil(value)`` replicas, but only when ``value / current`` lies
     outside its inclusive tolerance band ``[1 - tol, 1 + tol]`` (upstream
     ``Tolerances.isWithin``). A change inside the band cannot be expressed: going up we
     serve the smallest value (in milli-units, as the HPA computes) that escapes it, so
-    we never end up short; going down we hold the current count.
+    we never end up short, unless that would pass ``ceiling`` (a hard budget's
+    allocation), in which case we hold; going down we hold the current count.
     """
     if current_replicas <= 0 or replicas == current_replicas:
         return float(max(replicas, 0))
@@ -287,5 +308,7 @@ def served_value(replicas: int, current_replicas: int, tolerance: float = HPA_TO
     if not (1.0 - tolerance <= ratio <= 1.0 + tolerance):
         return float(replicas)
     if replicas > current_replicas:
-        return (math.floor(current_replicas * 1000 * (1.0 + tolerance)) + 1) / 1000
+        escape = math.floor(current_replicas * 1000 * (1.0 + tolerance)) + 1
+        if ceiling is None or math.ceil(escape / 1000) <= ceiling:
+            return escape / 1000
     return float(current_replicas)

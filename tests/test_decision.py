@@ -89,3 +89,35 @@ def test_served_value_passes_through_the_hpa(current: int) -> None:
             assert got - wanted <= max(1, current // 10 + 1)
         else:
             assert got == current, (current, wanted, value, got)
+
+
+def test_served_value_never_passes_a_hard_ceiling() -> None:
+    """Escaping the tolerance band upwards must not buy more than the budget allowed."""
+    from simulations.hpa import replicas_from_external
+
+    # 27 running, 28 allowed: escaping the band would give 30; hold at 27 instead.
+    value = served_value(28, 27, ceiling=28)
+    got = replicas_from_external(27, [round(value * 1000)], "AverageValue", 1000, 0.1)
+    assert got <= 28
+    # without a ceiling the escape is allowed
+    value = served_value(28, 27)
+    assert replicas_from_external(27, [round(value * 1000)], "AverageValue", 1000, 0.1) == 30
+
+
+def test_margin_does_not_grow_while_clamped() -> None:
+    """Misses caused by a cap are not blamed on the forecast's margin."""
+    from autoscaler.decision import note_clamp
+
+    y = _series([1000.0] * 200)
+    spec = ScalingSpec(namespace="p", name="w", capacity_per_replica=20.0, model="last")
+    free, capped = WorkloadState(), WorkloadState()
+    t0 = y.index[0].timestamp()
+    for i in range(1, 200):
+        now = y.index[i].timestamp()
+        new = y.iloc[i - 1 : i] if i > 1 else y.iloc[:1]
+        decide(now, spec, free, new, current_replicas=5)  # far too few: misses
+        note_clamp(capped, now)
+        decide(now, spec, capped, new, current_replicas=5)
+    assert t0 < now
+    assert free.margin > 1.0
+    assert capped.margin == 1.0
