@@ -36,7 +36,14 @@ from typing import Protocol
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from autoscaler.decision import HPA_TOLERANCE, ScalingSpec, WorkloadState, decide, served_value
+from autoscaler.decision import (
+    HPA_TOLERANCE,
+    ScalingSpec,
+    WorkloadState,
+    decide,
+    note_clamp,
+    served_value,
+)
 from models.errors import InputError
 from policies.budget import AllocationRequest, BudgetRequest, WorkloadRequest
 from policies.costguard import allocate
@@ -303,11 +310,21 @@ class Predictive:
             fed = max(fed, upto)
             decision = decide(t.now, spec, state, new, t.current_replicas)
             replicas = decision.replicas
+            ceiling: int | None = None
             if guard is not None:
                 allowed, _reason = guard(t.now, replicas, t.pods.alive)
-                clamped[t.i] = allowed < replicas
+                if allowed < replicas:
+                    clamped[t.i] = True
+                    # As the controller does: a miss while a cap held us down is not
+                    # the forecast's fault, so its margin must not adapt to it.
+                    note_clamp(state, t.now)
                 replicas = allowed
-            value = served_value(replicas, t.current_replicas)
+                if guard.budget.mode == "hard":
+                    # A hard budget is also the owned HPA's maxReplicas, so that no
+                    # other metric can push past the allocation.
+                    ceiling = max(1, allowed)
+                    hpa.max_replicas = max(hpa.min_replicas, min(ceiling, w.max_replicas))
+            value = served_value(replicas, t.current_replicas, ceiling=ceiling)
             # Our metric as a real HPA consumes it: External, AverageValue target 1.
             proposal = replicas_from_external(
                 t.current_replicas,
