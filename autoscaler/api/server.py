@@ -23,9 +23,11 @@ import asyncio
 import logging
 import socket
 import ssl
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -527,17 +529,100 @@ def bind_socket(settings: ApiSettings) -> socket.socket:
     return sock
 
 
+class CertReloader:
+    """Reloads the serving certificate and key into the live TLS context when they change.
+
+    cert-manager renews the certificate in place (a Secret volume update); without this
+    the server kept the old one until restarted. Every ``tls_reload_seconds`` the files'
+    (mtime, size) are compared; on a change ``load_cert_chain`` runs on the same
+    ``SSLContext``, so new connections get the new certificate and open ones are
+    untouched. A half-written or mismatched pair is logged and retried at the next tick;
+    the old certificate stays in use meanwhile.
+    """
+
+    def __init__(self, context: ssl.SSLContext, settings: ApiSettings) -> None:
+        assert settings.tls_cert is not None and settings.tls_key is not None
+        self._context = context
+        self._cert = settings.tls_cert
+        self._key = settings.tls_key
+        self._interval = settings.tls_reload_seconds
+        self._seen = self._stamp()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="tls-reload", daemon=True)
+        self.reloads = 0
+
+    def _stamp(self) -> tuple[tuple[int, int], ...]:
+        try:
+            return tuple((p.stat().st_mtime_ns, p.stat().st_size) for p in (self._cert, self._key))
+        except OSError:
+            return ()
+
+    def check(self) -> bool:
+        """Reload if the files changed; True if a new certificate was loaded."""
+        stamp = self._stamp()
+        if not stamp or stamp == self._seen:
+            return False
+        # A failed load_cert_chain can leave a context with the new certificate and the
+        # old key (every handshake then fails), so the pair is first loaded into a
+        # scratch context, from a private copy of the bytes that then go live.
+        with tempfile.TemporaryDirectory(prefix="tls-reload-") as tmp:
+            cert, key = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
+            try:
+                cert.write_bytes(self._cert.read_bytes())
+                key.touch(mode=0o600)
+                key.write_bytes(self._key.read_bytes())
+                ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(str(cert), str(key))
+                self._context.load_cert_chain(str(cert), str(key))
+            except (OSError, ssl.SSLError) as err:
+                log.error("serving certificate changed but cannot be loaded yet: %s", err)
+                return False
+        self._seen = stamp
+        self.reloads += 1
+        log.info("reloaded the serving certificate from %s", self._cert)
+        return True
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.check()
+
+    def start(self) -> CertReloader:
+        if self._interval > 0:
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5.0)
+
+
+def _reloader(config: uvicorn.Config, settings: ApiSettings) -> CertReloader | None:
+    """Load the uvicorn config now (to get its SSLContext) and watch the certificate."""
+    if not config.loaded:
+        config.load()
+    context = getattr(config, "ssl", None)
+    if settings.insecure or context is None or settings.tls_reload_seconds <= 0:
+        return None
+    return CertReloader(context, settings).start()
+
+
 def run_server(app: FastAPI, settings: ApiSettings) -> None:
     """Serve until interrupted (blocking): ``autoscaler serve``."""
-    server = uvicorn.Server(uvicorn_config(app, settings))
+    config = uvicorn_config(app, settings)
+    server = uvicorn.Server(config)
     sock = bind_socket(settings)
+    reloader = _reloader(config, settings)
     log.info(
         "serving %s on %s://%s",
         GROUP_VERSION,
         "http" if settings.insecure else "https",
         settings.bind,
     )
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    finally:
+        if reloader is not None:
+            reloader.stop()
 
 
 class ServerThread:
@@ -548,8 +633,10 @@ class ServerThread:
     """
 
     def __init__(self, app: FastAPI, settings: ApiSettings, start_timeout: float = 10.0) -> None:
-        self._server = uvicorn.Server(uvicorn_config(app, settings))
+        config = uvicorn_config(app, settings)
+        self._server = uvicorn.Server(config)
         self._sock = bind_socket(settings)
+        self.cert_reloader = _reloader(config, settings)
         self.port: int = self._sock.getsockname()[1]
         self._thread = threading.Thread(target=self._run, name="api-server", daemon=True)
         self._start_timeout = start_timeout
@@ -576,6 +663,8 @@ class ServerThread:
         self._server.should_exit = True
         self._thread.join(timeout)
         self._sock.close()
+        if self.cert_reloader is not None:
+            self.cert_reloader.stop()
 
     def __enter__(self) -> ServerThread:
         return self.start()

@@ -72,6 +72,9 @@ class ApiSettings(BaseModel):
     max_age_seconds: float = Field(default=120.0, gt=0.0)
     #: Seconds for uvicorn's graceful shutdown before open connections are dropped.
     shutdown_timeout_seconds: float = Field(default=5.0, ge=0.0)
+    #: Seconds between checks of --tls-cert/--tls-key for a renewed certificate, which is
+    #: then loaded without a restart; 0 = never. 60 s: cert-manager renews weeks ahead.
+    tls_reload_seconds: float = Field(default=60.0, ge=0.0)
     #: HOST:PORT for the KEDA external-scaler gRPC service; None = not served.
     keda_bind: str | None = None
 
