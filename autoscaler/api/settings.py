@@ -77,6 +77,10 @@ class ApiSettings(BaseModel):
     tls_reload_seconds: float = Field(default=60.0, ge=0.0)
     #: HOST:PORT for the KEDA external-scaler gRPC service; None = not served.
     keda_bind: str | None = None
+    #: PEM CA for mutual TLS on the KEDA port: only clients with a certificate from it
+    #: (KEDA's ``tlsClientCert``) may call. None = any client that reaches the port
+    #: (then restrict it with a NetworkPolicy).
+    keda_client_ca: Path | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ApiSettings:
@@ -107,6 +111,11 @@ class ApiSettings(BaseModel):
                 )
         if self.keda_bind is not None:
             split_bind(self.keda_bind)
+        if self.keda_client_ca is not None:
+            if self.insecure:
+                raise InputError("--keda-client-ca", "needs TLS", "drop --insecure")
+            if not self.keda_client_ca.is_file():
+                raise InputError("--keda-client-ca", f"{self.keda_client_ca} does not exist")
         return self
 
     @property

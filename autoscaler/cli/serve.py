@@ -48,6 +48,9 @@ def register(app: typer.Typer) -> None:
         keda_bind: Annotated[
             str | None, typer.Option(help="HOST:PORT for the KEDA external-scaler gRPC service.")
         ] = None,
+        keda_client_ca: Annotated[
+            Path | None, typer.Option(help="PEM CA of KEDA's client certs (mutual TLS).")
+        ] = None,
     ) -> None:
         """Serve external.metrics.k8s.io/v1beta1 (and optionally the KEDA scaler) from values."""
         from autoscaler.api.auth import Authenticator, kube_reviewer
@@ -82,6 +85,7 @@ def register(app: typer.Typer) -> None:
             auth_mode=auth_mode,
             max_age_seconds=max_age,
             keda_bind=keda_bind,
+            keda_client_ca=keda_client_ca,
         )
         static = load_values_file(values)
         clock = WallClock()

@@ -193,3 +193,37 @@ def test_busy_port_is_an_error() -> None:
             start_keda_server(DecisionStore(), busy, clock)
     finally:
         first.stop(0.5)
+
+
+def test_mutual_tls(tmp_path_factory: pytest.TempPathFactory) -> None:
+    d = tmp_path_factory.mktemp("keda-mtls")
+    ca, clients = make_ca("keda serving CA"), make_ca("keda client CA")
+    issue(ca, "autoscaler-api", sans=["localhost"]).write(d / "tls.crt", d / "tls.key")
+    (d / "clients.crt").write_bytes(clients.cert_pem())
+    keda = issue(clients, "keda-operator", client=True)
+    clock = ManualClock(1_800_000_000.0)
+    store = DecisionStore()
+    store.publish([MetricValue("prod", NAME, {"workload": "web"}, 3.0, clock.t)])
+    settings = ApiSettings(
+        bind="127.0.0.1:0",
+        tls_cert=d / "tls.crt",
+        tls_key=d / "tls.key",
+        keda_bind="127.0.0.1:0",
+        keda_client_ca=d / "clients.crt",
+    )
+    server = start_keda_server(store, settings, clock)
+    options = [("grpc.ssl_target_name_override", "localhost")]
+    request = pb.GetMetricsRequest(scaledObjectRef=ref(workload="web"))
+    try:
+        anonymous = grpc.secure_channel(
+            f"127.0.0.1:{server.port}", grpc.ssl_channel_credentials(ca.cert_pem()), options
+        )
+        with pytest.raises(grpc.RpcError):
+            pb_grpc.ExternalScalerStub(anonymous).GetMetrics(request, timeout=5)
+        anonymous.close()
+        creds = grpc.ssl_channel_credentials(ca.cert_pem(), keda.key_pem(), keda.cert_pem())
+        with grpc.secure_channel(f"127.0.0.1:{server.port}", creds, options) as channel:
+            resp = pb_grpc.ExternalScalerStub(channel).GetMetrics(request, timeout=5)
+        assert resp.metricValues[0].metricValueFloat == 3.0
+    finally:
+        server.stop(0.5)

@@ -184,8 +184,11 @@ def start_keda_server(
             bound = server.add_insecure_port(address)
         else:
             assert settings.tls_cert is not None and settings.tls_key is not None
+            client_ca = settings.keda_client_ca
             creds = grpc.ssl_server_credentials(
-                [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())]
+                [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
+                root_certificates=client_ca.read_bytes() if client_ca else None,
+                require_client_auth=client_ca is not None,
             )
             bound = server.add_secure_port(address, creds)
     except RuntimeError as err:  # newer grpcio raises instead of returning 0
