@@ -314,24 +314,3 @@ def simulate(
 
 def _bind(progress: Callable[[str, int, int], None], name: str) -> Callable[[int], None]:
     return lambda i: progress(name, i, -1)
-
-
-def scenario_from_flags(
-    trace: str,
-    value_unit: str,
-    workload: str | dict[str, Any],
-    policies: list[str],
-    slo_utilization: float,
-    scale_to_peak_replicas: int | None,
-) -> Scenario:
-    """A scenario built from CLI flags (no file)."""
-    data: dict[str, Any] = {
-        "name": Path(trace).stem,
-        "workload": workload,
-        "trace": trace,
-        "value_unit": value_unit,
-        "policies": policies,
-        "slo_utilization": slo_utilization,
-        "scale_to_peak_replicas": scale_to_peak_replicas,
-    }
-    return scenario_from_dict(data, "flags")
