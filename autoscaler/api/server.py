@@ -443,7 +443,12 @@ class _Middleware:
                     # The list endpoint without FastAPI routing: it is nearly all traffic.
                     query: bytes = scope["query_string"]
                     raw = _first_query_value(query, "labelSelector") if query else ""
-                    code[0], body = self.lists.answer(parts[0], parts[1], raw, (path, query))
+                    try:
+                        code[0], body = self.lists.answer(parts[0], parts[1], raw, (path, query))
+                    except Exception:  # a bug must still answer a Status, and be logged
+                        log.exception("list request %s failed", path)
+                        code[0] = 500
+                        body = status_body(500, "InternalError", "unable to fetch metrics")
                     await _send_body(send, code[0], body)
                     return
             await self.app(scope, receive, send_wrapper)

@@ -23,7 +23,7 @@ from kubernetes.utils.quantity import parse_quantity
 from autoscaler.api.server import ServerThread, create_app
 from autoscaler.api.settings import ApiSettings
 from autoscaler.store import DecisionStore
-from tests.api.conftest import BASE, Kubectl, raw_call
+from tests.api.conftest import BASE, Kubectl, raw_call, section4_store
 
 pytestmark = pytest.mark.integration
 
@@ -247,3 +247,22 @@ def test_own_metrics_has_latency_histogram(kubectl: Kubectl) -> None:
         and 'code="200"' in ln
     )
     assert float(line.rsplit(" ", 1)[1]) >= 1
+
+
+def test_internal_error_is_a_status() -> None:
+    """A failure inside the list path answers 500 with a Status body, not a bare error."""
+
+    class BrokenStore(DecisionStore):
+        def query(self, *_: Any, **__: Any) -> Any:
+            raise RuntimeError("boom")
+
+    store = BrokenStore()
+    section = section4_store(time.time())
+    store.publish(section.all_values())
+    settings = ApiSettings(bind="127.0.0.1:0", insecure=True)
+    with ServerThread(create_app(store, settings), settings) as server:
+        cfg = client.Configuration()
+        cfg.host = f"http://127.0.0.1:{server.port}"
+        code, ctype, body = raw_call(client.ApiClient(cfg), LIST)
+    assert code == 500 and ctype == "application/json"
+    assert json.loads(body)["reason"] == "InternalError"
