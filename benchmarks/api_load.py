@@ -51,16 +51,25 @@ import numpy as np
 import pandas as pd
 from fastapi import FastAPI
 from fastapi.responses import Response
+from kubernetes import client as k8s_client
 
+from autoscaler.api.auth import Authenticator, KubeReviewer
 from autoscaler.api.process import ServerProcess
 from autoscaler.api.selector import parse_selector
 from autoscaler.api.server import ServerThread, create_app
 from autoscaler.api.settings import ApiSettings
+from autoscaler.certs import self_signed
 from autoscaler.clock import WallClock
 from autoscaler.store import DESIRED_REPLICAS_METRIC, DecisionStore, MetricValue
 from models.registry import make_forecaster
 
+# The kube-apiserver stand-in of the API tests answers TokenReview/SAR for the TLS run.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.api.kube_standin import KubeStandIn  # noqa: E402
+
 N_WORKLOADS = 1000
+BENCH_TOKEN = "bench-token"
+HPA_USER = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
 NAMESPACE = "bench"
 PATH = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{NAMESPACE}/{DESIRED_REPLICAS_METRIC}"
 
@@ -82,7 +91,7 @@ init = function(args)
 end
 request = function()
   i = i %% #paths + 1
-  return wrk.format("GET", paths[i], {["Accept"] = "application/json"})
+  return wrk.format("GET", paths[i], {%(auth)s["Accept"] = "application/json"})
 end
 if pace_ms > 0 then
   delay = function() return pace_ms end
@@ -125,8 +134,17 @@ def child_cpu(pid: int) -> float:
 def run_wrk(
     name: str, port: int, mode: str, duration: float, connections: int, pace_ms: float
 ) -> Result:
+    """One wrk run; mode "list-auth" = list over HTTPS with a bearer token."""
+    tls = mode == "list-auth"
+    lua = LUA % {
+        "mode": "list" if tls else mode,
+        "pace_ms": pace_ms,
+        "n": N_WORKLOADS,
+        "path": PATH,
+        "auth": f'["Authorization"] = "Bearer {BENCH_TOKEN}", ' if tls else "",
+    }
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(LUA % {"mode": mode, "pace_ms": pace_ms, "n": N_WORKLOADS, "path": PATH})
+        f.write(lua)
         script = f.name
     try:
         out = subprocess.run(
@@ -139,7 +157,7 @@ def run_wrk(
                 "2s",
                 "-s",
                 script,
-                f"http://127.0.0.1:{port}",
+                f"{'https' if tls else 'http'}://127.0.0.1:{port}",
             ],
             capture_output=True,
             text=True,
@@ -309,6 +327,23 @@ def main() -> int:
         create_app(store, settings, clock=WallClock(), response_cache=False), settings
     ).start()
     child = ServerProcess(store, settings).start()
+    # TLS + delegated auth: bearer token -> TokenReview, SubjectAccessReview, both cached
+    # for 10 s, answered by a loopback stand-in of kube-apiserver over real HTTP.
+    standin = KubeStandIn(
+        tokens={BENCH_TOKEN: (HPA_USER, [])},
+        allowed={(HPA_USER, "list", DESIRED_REPLICAS_METRIC, NAMESPACE)},
+    ).start()
+    pki = Path(tempfile.mkdtemp(prefix="api-bench-"))
+    self_signed("bench", ["127.0.0.1"]).write(pki / "tls.crt", pki / "tls.key")
+    tls_settings = ApiSettings(
+        bind="127.0.0.1:0", tls_cert=pki / "tls.crt", tls_key=pki / "tls.key", max_age_seconds=3600
+    )
+    review_cfg = k8s_client.Configuration()
+    review_cfg.host = standin.url
+    auth = Authenticator(tls_settings, KubeReviewer(k8s_client.ApiClient(review_cfg)), time.time)
+    secured = ServerThread(
+        create_app(store, tls_settings, auth, clock=WallClock()), tls_settings
+    ).start()
     child_uncached = ServerProcess(store, settings, response_cache=False).start()
     assert child.pid is not None
     child_pid = child.pid
@@ -317,6 +352,7 @@ def main() -> int:
         (f"baseline: trivial handler, paced {pace:g} ms/conn", base.port, "trivial", pace, False),
         ("ours (thread): list, idle", ours.port, "list", 0, False),
         ("ours (thread): list, idle, response cache off", uncached.port, "list", 0, False),
+        ("ours (thread): list, idle, TLS + bearer token auth", secured.port, "list-auth", 0, False),
         ("ours (thread): list, reconcile running", ours.port, "list", 0, True),
         (f"ours (thread): reconcile running, paced {pace:g} ms", ours.port, "list", pace, True),
         ("ours (child process): list, idle", child.port, "list", 0, False),
@@ -340,7 +376,12 @@ def main() -> int:
     ]
     runs: dict[str, list[Result]] = {c[0]: [] for c in configs}
     try:
-        warm = ((base.port, "trivial"), (ours.port, "list"), (uncached.port, "list"))
+        warm = (
+            (base.port, "trivial"),
+            (ours.port, "list"),
+            (uncached.port, "list"),
+            (secured.port, "list-auth"),
+        )
         for port, mode in (*warm, (child.port, "list"), (child_uncached.port, "list")):
             run_wrk("warm-up", port, mode, 2, conns, 0)
         for round_no in range(args.rounds):
@@ -370,6 +411,9 @@ def main() -> int:
                     result.cpu_us = (cpu() - cpu_before) / max(requests, 1.0) * 1e6
                 runs[name].append(result)
     finally:
+        secured.stop()
+        standin.stop()
+        shutil.rmtree(pki, ignore_errors=True)
         child.stop()
         child_uncached.stop()
         uncached.stop()
