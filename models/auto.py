@@ -86,6 +86,7 @@ class AutoForecaster(HistoryModel):
         avg_days: int = 7,
         only: Collection[str] | None = None,
         reselect_seconds: float = 3600.0,
+        blend: int = 3,
     ) -> None:
         super().__init__(max_points=60_000)
         self.calib_days = calib_days
@@ -95,8 +96,12 @@ class AutoForecaster(HistoryModel):
         #: restrict to these ``point/scale`` candidates (for experiments and tests).
         self.only = only
         self.reselect_seconds = reselect_seconds
-        #: (horizon, levels) -> (total_ at selection, level -> chosen "point/scale").
-        self.selected_: dict[tuple[int, tuple[float, ...]], tuple[int, dict[float, str]]] = {}
+        #: average the calibrated forecasts of this many best candidates per level.
+        self.blend = blend
+        #: (horizon, levels) -> (total_ at selection, level -> chosen "point/scale"s).
+        self.selected_: dict[
+            tuple[int, tuple[float, ...]], tuple[int, dict[float, tuple[str, ...]]]
+        ] = {}
 
     def _fit_state(self) -> None:
         self.selected_ = {}
@@ -127,7 +132,7 @@ class AutoForecaster(HistoryModel):
         cached = self.selected_.get(key)
         needed: set[str] | None = None
         if cached is not None and self.total_ - cached[0] < self._reselect_points():
-            needed = {c.split("/")[0] for c in cached[1].values()}
+            needed = {c.split("/")[0] for cs in cached[1].values() for c in cs}
         longest = max([0, *[lag for _, lag in lags]])
         warm = 200
         # Origins scored: the last `calib` with an observed target, plus the newest
@@ -146,14 +151,15 @@ class AutoForecaster(HistoryModel):
         scales = {"level": slow, "sqrt": np.sqrt(slow * (float(slow.max()) + eps))}
         cal_levels = [conformal_level(q, calib) for q in levels]
         ks = [min(calib - 1, max(0, math.ceil(lv * calib) - 1)) for lv in cal_levels]
+        picked: dict[float, tuple[str, ...]] | None = None if cached is None else cached[1]
         combos = (
             {f"{p}/{s}" for p in points for s in (*scales, "self")}
-            if needed is None
-            else set(cached[1].values())  # type: ignore[index]
+            if needed is None or picked is None
+            else {c for cs in picked.values() for c in cs}
         )
         if self.only is not None:
             combos &= set(self.only)
-        best: dict[float, tuple[float, float, str]] = {}
+        scores: dict[float, list[tuple[float, float, str]]] = {q: [] for q in levels}
         medians: dict[str, float] = {}
         for combo in sorted(combos):
             pname, sname = combo.split("/")
@@ -163,21 +169,25 @@ class AutoForecaster(HistoryModel):
             r = np.sort((target - c[:calib]) / s_cal)
             medians[combo] = float(c[-1]) + float(sc[-1]) * float(r[calib // 2])
             for q, k in zip(levels, ks, strict=True):
-                if needed is not None and cached[1][q] != combo:  # type: ignore[index]
+                if needed is not None and picked is not None and combo not in picked[q]:
                     continue
                 rq = float(r[k])
                 loss = 0.0
                 if needed is None:
                     loss = _pinball(target, np.maximum(c[:calib] + s_cal * rq, 0.0), q)
-                if q not in best or loss < best[q][0]:
-                    best[q] = (loss, float(c[-1]) + float(sc[-1]) * rq, combo)
-        if needed is None:
-            self.selected_[key] = (self.total_, {q: best[q][2] for q in levels})
-        values = {q: max(best[q][1], 0.0) for q in levels}
-        details = {f"q{q:g}.pinball": best[q][0] for q in levels if needed is None}
-        chosen = sorted({best[q][2] for q in levels})
+                scores[q].append((loss, float(c[-1]) + float(sc[-1]) * rq, combo))
+        if needed is None or picked is None:
+            # The `blend` best by recent pinball loss; ties broken by name (sorted).
+            picked = {q: tuple(c for _, _, c in sorted(scores[q])[: self.blend]) for q in levels}
+            self.selected_[key] = (self.total_, picked)
+        values = {
+            q: max(float(np.mean([v for _, v, c in scores[q] if c in picked[q]])), 0.0)
+            for q in levels
+        }
+        details = {f"q{q:g}.pinball": min(x[0] for x in scores[q]) for q in levels}
+        chosen = sorted({c for q in levels for c in picked[q]})
         mid = min(levels, key=lambda q: abs(q - 0.5))
-        mean_pred = medians[best[mid][2]]
+        mean_pred = float(np.mean([medians[c] for c in picked[mid]]))
         model = self.name + ":" + "+".join(chosen)
         return make_forecast(h, mean_pred, values, model, "; ".join(notes), details)
 

@@ -15,10 +15,13 @@ import numpy as np
 import pandas as pd
 
 from models.base import Forecast
+from models.common import check_levels, make_forecast
 from models.errors import NotFittedError
 
 
 class LastValue:
+    """Last value; quantiles from empirical ``peak / last`` ratios over ``window`` points."""
+
     name = "last"
 
     def __init__(self, window: int = 2880) -> None:
@@ -38,6 +41,7 @@ class LastValue:
     def predict(self, horizon: int, quantiles: Sequence[float]) -> Forecast:
         if self.y_ is None:
             raise NotFittedError("LastValue.predict called before fit")
+        quantiles = check_levels(quantiles)
         y = self.y_[np.isfinite(self.y_)]
         last = float(y[-1]) if y.size else 0.0
         qs = {float(q): last for q in quantiles}
@@ -50,4 +54,4 @@ class LastValue:
             if ok.any():
                 ratios = peaks[ok] / base[ok]
                 qs = {float(q): last * float(np.quantile(ratios, q)) for q in quantiles}
-        return Forecast(horizon=horizon, mean=last, quantiles=qs, model=self.name)
+        return make_forecast(horizon, last, qs, self.name)

@@ -186,7 +186,10 @@ def backtest(
         f"{trace.name}: {len(tr)} rows of {tr.step_seconds}s, horizon {horizon} = {h} step(s), "
         f"{report[model]['origins']} origins"
     )
-    Console().print(_table(report, [n for n, _ in levels], title))
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=160)  # piped or captured: do not squeeze the table to 80
+    out.print(_table(report, [n for n, _ in levels], title))
     for r in results:
         for note, count in r.notes.items():
             typer.echo(f"note: {r.model}: {note} ({count} origins)")
