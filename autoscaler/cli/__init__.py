@@ -24,11 +24,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "autoscaler.cli.forecast",
 )
 
-HELP = """Predictive autoscaler for Kubernetes, with a cost guard.
-
-Forecasts each workload's load, turns it into replicas, clamps them by finance's
-budgets and serves the result on the External Metrics API for ordinary HPAs.
-"""
+HELP = (
+    "Predictive autoscaler for Kubernetes, with a cost guard.\n\n"
+    "Forecasts each workload's load, turns it into replicas, clamps them by finance's "
+    "budgets and serves the result on the External Metrics API for ordinary HPAs."
+)
 
 
 def build_app() -> typer.Typer:
