@@ -25,6 +25,7 @@ from models.common import (
     period_steps,
 )
 from models.history import HistoryModel
+from models.last import LastValue
 
 Period = Literal["daily", "weekly"]
 _SECONDS = {"daily": DAY_SECONDS, "weekly": WEEK_SECONDS}
@@ -54,9 +55,12 @@ class SeasonalNaive(HistoryModel):
                 notes.append(f"history shorter than one {_NOUN[period]} plus the horizon")
                 continue
             return self._seasonal(y, s, horizon, levels, "; ".join(notes))
-        last = float(y[-1]) if y.size else 0.0
+        # No usable season: behave exactly like the `last` baseline (its ratio quantiles).
+        fallback = LastValue(window=self.ratio_window)
+        fallback.y_ = y[-self.ratio_window :]
+        f = fallback.predict(horizon, levels)
         note = "; ".join(notes) + ": using the last value"
-        return make_forecast(horizon, last, dict.fromkeys(levels, last), self.name, note)
+        return make_forecast(horizon, f.mean, f.quantiles, self.name, note)
 
     def _seasonal(
         self, y: np.ndarray, s: int, horizon: int, levels: list[float], note: str
