@@ -23,7 +23,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from models.backtest import compare, default_config, run_backtest
+from models.backtest import BacktestConfig, compare, default_config, run_backtest
 from models.common import horizon_steps
 from models.registry import FORECASTERS
 from models.traces import bundled_traces, load_trace
@@ -63,6 +63,12 @@ def main() -> None:
     ap.add_argument("--resample", type=int, default=1, help="sum every N rows first")
     ap.add_argument("--synthetic", action="store_true", help="add seeded synthetic series")
     ap.add_argument("--no-bundled", action="store_true", help="skip the bundled traces")
+    ap.add_argument(
+        "--refit-days",
+        type=float,
+        default=1.0,
+        help="refit from scratch every this many days of data (default 1, as the CLI)",
+    )
     args = ap.parse_args()
     models = args.models.split(",")
     keep = [s for s in args.traces.split(",") if s]
@@ -87,6 +93,8 @@ def main() -> None:
         for seconds in [float(s) for s in args.horizons.split(",")]:
             h = horizon_steps(seconds, step)
             cfg = default_config(len(y), step, h, (0.5, 0.9, 0.99), args.every)
+            refit = max(24, round(args.refit_days * 86400 / step))
+            cfg = BacktestConfig(cfg.horizon, cfg.quantiles, cfg.initial, refit, cfg.every)
             results = [run_backtest(y, m, cfg) for m in models]
             table = compare(results)
             key = f"{name} @ {seconds:g}s"
@@ -107,7 +115,10 @@ def main() -> None:
                     f"| {m['seconds']:.1f} |",
                     flush=True,
                 )
-    print(f"\ntotal wall time: {time.perf_counter() - started:.0f} s (every={args.every})")
+    print(
+        f"\ntotal wall time: {time.perf_counter() - started:.0f} s "
+        f"(every={args.every}, refit every {args.refit_days:g} days)"
+    )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(out, fh, indent=1, default=str)

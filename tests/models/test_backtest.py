@@ -22,7 +22,17 @@ def _series() -> pd.Series:
     return trace.series.iloc[: 3 * 288]
 
 
-@pytest.mark.parametrize("name", sorted(FORECASTERS))
+#: models whose refits take seconds: marked slow (still run by `make test`).
+SLOW_MODELS = {"quantile-gbm", "holt-winters"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(m, marks=pytest.mark.slow) if m in SLOW_MODELS else m
+        for m in sorted(FORECASTERS)
+    ],
+)
 @pytest.mark.parametrize("change", ["cut", "surge"])
 def test_no_forecast_at_or_before_T_sees_the_future(name: str, change: str) -> None:
     y = _series()
