@@ -87,9 +87,6 @@ class WorkloadState:
     #: when a budget or maxReplicas last held the decision below what the forecast
     #: asked for (see ``note_clamp``); misses then are not the margin's fault.
     clamped_at: float | None = None
-    #: ticks not yet judged: (time, capacity Ready then, clamped then). A tick is judged
-    #: once a sample covering it has arrived.
-    pending_ticks: deque[tuple[float, float, bool]] = field(default_factory=deque)
 
 
 @dataclass(frozen=True)
@@ -166,41 +163,27 @@ def _ready_floor(state: WorkloadState, now: float, current: int, lead: float) ->
     return min(n for _, n in log)
 
 
-def _log_tick(state: WorkloadState, spec: ScalingSpec, now: float, current: int) -> None:
-    """Remember what capacity was Ready at this tick, to judge it when its load is known."""
-    ready = _ready_floor(state, now, current, spec.lead_seconds)
-    clamped = state.clamped_at is not None and now - state.clamped_at <= spec.lead_seconds
-    capacity = ready * spec.capacity_per_replica * spec.target_utilization
-    state.pending_ticks.append((now, capacity, clamped))
-
-
-def _adapt_margin(state: WorkloadState, spec: ScalingSpec, samples: pd.Series, step: float) -> None:
+def _adapt_margin(
+    state: WorkloadState, spec: ScalingSpec, now: float, y_now: float, current: int
+) -> None:
     """Adaptive conformal inference on the under-provisioning we actually caused.
 
-    Each new sample gives the load over ``[stamp - step, stamp)``; every logged tick in
-    that interval is judged against it: a miss when the load exceeded the capacity that
-    was Ready then. ``k`` rises by ``adapt_rate * (1 - risk_target)`` per missed tick and
-    falls by ``adapt_rate * risk_target`` per covered one, so the long-run share of
-    under-provisioned ticks is the target (feedback arrives late, when the sample does,
-    which is exactly when it can be known). Ticks held down by a cap (a budget,
-    maxReplicas) are not counted: they say nothing about the forecast, and raising the
-    margin would only ask for more of what the cap refuses.
+    At every tick the current load is compared with the capacity that can be relied on
+    to be Ready (``_ready_floor``): a miss when the load exceeds it. ``k`` rises by
+    ``adapt_rate * (1 - risk_target)`` per missed tick and falls by ``adapt_rate *
+    risk_target`` per covered one, so the long-run share of under-provisioned ticks is
+    the target, whatever the HPA's tolerance and stabilisation do to what we serve.
+    Ticks held down by a cap (a budget, maxReplicas) are not counted: they say nothing
+    about the forecast, and raising the margin would only ask for more of what the cap
+    refuses.
     """
-    ticks = state.pending_ticks
-    stamps = pd.DatetimeIndex(samples.index).as_unit("ms").asi8 / 1e3
-    values = samples.to_numpy()
-    for stamp, value in zip(stamps, values, strict=True):
-        begin = stamp - step
-        while ticks and ticks[0][0] < begin:
-            ticks.popleft()  # not covered by any sample (a gap): not judged
-        while ticks and ticks[0][0] < stamp:
-            _, capacity, clamped = ticks.popleft()
-            if clamped or not math.isfinite(value):
-                continue
-            miss = 1.0 if value > capacity else 0.0
-            state.margin = min(
-                MAX_MARGIN, max(0.0, state.margin + spec.adapt_rate * (miss - spec.risk_target))
-            )
+    ready = _ready_floor(state, now, current, spec.lead_seconds)
+    if state.clamped_at is not None and now - state.clamped_at <= spec.lead_seconds:
+        return
+    miss = 1.0 if y_now > ready * spec.capacity_per_replica * spec.target_utilization else 0.0
+    state.margin = min(
+        MAX_MARGIN, max(0.0, state.margin + spec.adapt_rate * (miss - spec.risk_target))
+    )
 
 
 #: the adaptive safety factor stays in [0, MAX_MARGIN] (a bound on a runaway loop).
@@ -257,9 +240,7 @@ def decide(
         state.pending.clear()
         state.cache.clear()
     y_now = state.current_rate
-    if not appended.empty:
-        _adapt_margin(state, spec, appended, step)
-    _log_tick(state, spec, now, current_replicas)
+    _adapt_margin(state, spec, now, y_now, current_replicas)
     last_stamp = float(y.index[-1].timestamp())
     # The last sample covers [stamp, stamp + step); what follows is unobserved.
     horizon = math.ceil((now + spec.lead_seconds - last_stamp - step) / step - 1e-9)

@@ -43,8 +43,11 @@ class Demand:
     """Demand per tick, and the trace samples as the outside world would observe them.
 
     ``rate`` is requests/s during ``[times[i], times[i] + tick)``. ``observed`` is the
-    trace as rate/s stamped at the END of each interval, i.e. when a monitoring system
-    would have the interval's average; the predictive policy reads it causally.
+    load as the predictive policy's metric source sees it: rate/s per observation
+    window, stamped at the window's START, because the simulated demand is constant
+    over the window and a rate meter shows it from its first second, exactly as the
+    CPU metric shows it to the stock HPA at the same tick (parity: neither policy sees
+    more than the other). Nothing later than the tick is ever visible.
     """
 
     times: np.ndarray
@@ -70,10 +73,10 @@ def demand_from_rate(
     """Ticks from the first timestamp to the end of the last interval; piecewise constant.
 
     ``observe_seconds`` is how finely the outside world samples the load (the metric
-    source's query step); ``None`` means at the trace's own resolution, each row becoming
-    known when its interval ends. A finer step (a multiple of the tick) gives the mean
-    demand of each ``observe_seconds`` window, stamped at the window's end: still causal,
-    since the simulated demand is piecewise constant and the window has passed.
+    source's query step); ``None`` means at the trace's own resolution. Each window's
+    rate is stamped at its start, when the (constant) rate becomes visible, the same
+    moment the stock HPA's CPU metric shows it; a finer step (a multiple of the tick)
+    gives the mean demand of each ``observe_seconds`` window.
     """
     if rate.empty:
         raise InputError("trace", "the trace has no rows in the chosen period", "widen the period")
@@ -89,7 +92,7 @@ def demand_from_rate(
     if observe_seconds is None or observe_seconds >= step_seconds:
         observed = pd.Series(
             values,
-            index=pd.DatetimeIndex(rate.index) + pd.Timedelta(seconds=step_seconds),
+            index=pd.DatetimeIndex(rate.index),
             dtype=float,
             name="rate",
         )
@@ -104,8 +107,8 @@ def demand_from_rate(
         k = int(round(k))
         m = n // k
         means = per_tick[: m * k].reshape(m, k).mean(axis=1)
-        ends = pd.to_datetime(t0 + observe_seconds * np.arange(1, m + 1), unit="s", utc=True)
-        observed = pd.Series(means, index=ends, dtype=float, name="rate")
+        starts = pd.to_datetime(t0 + observe_seconds * np.arange(m), unit="s", utc=True)
+        observed = pd.Series(means, index=starts, dtype=float, name="rate")
     return Demand(times, per_tick, float(tick_seconds), observed, float(step_seconds))
 
 

@@ -7,7 +7,7 @@
 * ``hpa-rps``: the stock HPA on the request rate, an External metric with an
   ``AverageValue`` target of ``capacity * target``.
 * ``predictive``: ours. Every tick it calls ``autoscaler.decision.decide`` exactly as the
-  controller does, with the trace samples whose interval has ENDED by now (as rate/s),
+  controller does, with the load samples visible by now (as rate/s; see ``Demand``),
   then the cost guard when a budget is set, then ``served_value``; that value goes
   through the emulated HPA as an External metric with ``AverageValue`` target 1, as a
   real HPA would consume our metric.
@@ -291,7 +291,7 @@ class Predictive:
         state = WorkloadState()
         hpa = HorizontalController(w.min_replicas, w.max_replicas)
         observed = ctx.demand.observed
-        # When each sample becomes known (unix s): the end of the interval it averages.
+        # When each sample becomes visible (unix s): see ``Demand.observed``.
         known_at = np.asarray([ts.timestamp() for ts in observed.index], dtype=float)
         empty = observed.iloc[:0]
         n = len(ctx.demand)
@@ -304,7 +304,7 @@ class Predictive:
 
         def step(t: TickContext) -> int:
             nonlocal fed
-            # Samples whose interval has ended by now: exactly what Prometheus would hold.
+            # Samples visible by now: what the metric source would hold at this tick.
             upto = int(np.searchsorted(known_at, t.now, side="right"))
             new = observed.iloc[fed:upto] if upto > fed else empty
             fed = max(fed, upto)

@@ -55,8 +55,10 @@ def test_demand_is_piecewise_constant_per_trace_interval(tmp_path: Path) -> None
     assert len(d) == 12  # from the first timestamp to the end of the last interval
     assert d.start == trace.series.index[0].timestamp()
     assert list(d.rate) == [1.0] * 4 + [2.0] * 4 + [4.0] * 4
-    # Samples become known at the END of their interval.
-    assert d.observed.index[0] == trace.series.index[0] + pd.Timedelta(seconds=60)
+    # A sample is visible from the START of its interval, when the stock HPA's CPU
+    # metric shows the same (constant) rate: parity between the policies.
+    assert d.observed.index[0] == trace.series.index[0]
+    assert list(d.observed) == [1.0, 2.0, 4.0]
     # A 5-minute trace with 15-s ticks: 20 ticks per row.
     t5 = load_trace(write_trace(tmp_path / "t5.csv", [300, 600], step=300))
     d5 = demand_from_rate(t5.rate_per_second, t5.step_seconds)
@@ -141,13 +143,13 @@ def test_scale_to_peak_replicas_hits_the_99_9th_percentile(tmp_path: Path) -> No
     assert float(p.demand.rate.max()) == pytest.approx(scaled.max())
 
 
-def test_finer_observation_is_window_means_stamped_at_window_end(tmp_path: Path) -> None:
+def test_finer_observation_is_window_means_stamped_at_window_start(tmp_path: Path) -> None:
     trace = load_trace(write_trace(tmp_path / "t.csv", [300.0, 600.0], step=300))
     d = demand_from_rate(trace.rate_per_second, trace.step_seconds, 15.0, observe_seconds=60.0)
     assert len(d.observed) == 10
     assert list(d.observed) == [1.0] * 5 + [2.0] * 5
     start = trace.series.index[0]
-    assert d.observed.index[0] == start + pd.Timedelta(seconds=60)
-    assert d.observed.index[-1] == start + pd.Timedelta(seconds=600)
+    assert d.observed.index[0] == start
+    assert d.observed.index[-1] == start + pd.Timedelta(seconds=540)
     with pytest.raises(InputError, match="whole number"):
         demand_from_rate(trace.rate_per_second, 300.0, 15.0, observe_seconds=20.0)
