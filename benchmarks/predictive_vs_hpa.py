@@ -57,8 +57,9 @@ def run_one(trace: str, days: float, peak: int, observe: float) -> dict[str, Any
         "slo_utilization": 0.85,
         "policies": ["hpa-cpu", "predictive", "oracle"],
         "frontier_targets": FRONTIER,
-        "observe_seconds": observe,
     }
+    if observe > 0:
+        data["observe_seconds"] = observe
     t0 = time.perf_counter()
     scenario = scenario_from_dict(data, trace)
     result = simulate(prepare(scenario), frontier=True, workers=1)
@@ -75,10 +76,10 @@ def main() -> None:
     ap.add_argument(
         "--observe",
         type=float,
-        default=60.0,
-        help="seconds between the load samples the predictive policy sees (a 1-minute "
-        "rate, as a Prometheus query at 60-s step): on coarse traces the HPA sees the "
-        "current interval at once, so we must not see it only when it ends",
+        default=0.0,
+        help="seconds between the load samples the predictive policy sees; 0 (default): "
+        "the trace's own resolution, each interval visible from its start as the stock "
+        "HPA's CPU metric shows it",
     )
     ap.add_argument("--unseen", action="store_true", help="add the held-out traces")
     ap.add_argument("--traces", nargs="*", default=None, help="trace CSVs (default: bundled)")
