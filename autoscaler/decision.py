@@ -244,6 +244,10 @@ def decide(
     last_stamp = float(y.index[-1].timestamp())
     # The last sample covers [stamp, stamp + step); what follows is unobserved.
     horizon = math.ceil((now + spec.lead_seconds - last_stamp - step) / step - 1e-9)
+    # Between two samples the exact horizon shrinks tick by tick; forecasting the longest
+    # one for the whole step costs one prediction per sample instead of one per tick,
+    # at the price of covering at most one step more than needed.
+    horizon = max(horizon, math.ceil(spec.lead_seconds / step - 1e-9)) if horizon >= 1 else 0
     forecast: Forecast | None = None
     load = y_now
     if horizon >= 1:

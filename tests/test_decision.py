@@ -68,8 +68,11 @@ def test_horizon_counts_from_the_last_sample() -> None:
     state = WorkloadState()
     d0 = decide(last, SPEC, state, y, current_replicas=5)
     d1 = decide(last + 45, SPEC, state, pd.Series(dtype=float), current_replicas=5)
-    assert d0.forecast is not None and d1.forecast is not None
-    assert d1.forecast.horizon > d0.forecast.horizon
+    # a sample overdue by a step: the unobserved window is a step longer
+    d2 = decide(last + 120, SPEC, state, pd.Series(dtype=float), current_replicas=5)
+    assert d0.forecast is not None and d1.forecast is not None and d2.forecast is not None
+    assert d1.forecast.horizon == d0.forecast.horizon == 2  # ceil(105 s / 60 s)
+    assert d2.forecast.horizon > d0.forecast.horizon
 
 
 @pytest.mark.parametrize("current", [1, 2, 3, 5, 9, 10, 11, 19, 20, 21, 50, 99, 100, 333])
