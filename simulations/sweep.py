@@ -71,6 +71,8 @@ def build_jobs(
             variant = dict(scenario)
             variant["workload"] = wl
             label = wl if isinstance(wl, str) else str(wl.get("name", "workload"))
+            # The unbudgeted baseline really has no budget, even if the scenario has one.
+            variant.pop("budget", None)
             if budget is not None:
                 variant["budget"] = {"hourlyLimit": budget}
             policies: list[str] = [f"predictive@{q:g}" for q in quantiles] or ["predictive"]

@@ -38,6 +38,10 @@ def test_grid_has_frontier_oracle_and_budget_variants(tmp_path: Path) -> None:
         ("predictive@0.9", 0.02),
     ]
     assert jobs[-1].scenario["budget"] == {"hourlyLimit": 0.02}
+    # A scenario's own budget does not leak into the unbudgeted baseline.
+    with_budget = {**_base(tmp_path), "budget": {"hourlyLimit": 9.0}}
+    rows = build_jobs(with_budget, None, [50], [], [0.5], ["discord-bot"])
+    assert [j.scenario.get("budget") for j in rows] == [None, None, None, {"hourlyLimit": 0.5}]
 
 
 def _key(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
