@@ -1038,10 +1038,14 @@ class Controller:
                 # Writes are skipped when nothing that matters changed, with a full
                 # resync every ``resync_seconds``: 1,000 autoscalers must not cost
                 # 2,000 API requests per tick (client-go's default budget is 5 QPS).
-                if r.mode == "Active" and (
-                    w.hpa_written is None
-                    or w.hpa_written[0] != r.ceiling
-                    or now - w.hpa_written[1] >= resync
+                if (
+                    self.settings.loop.manage_hpas
+                    and r.mode == "Active"
+                    and (
+                        w.hpa_written is None
+                        or w.hpa_written[0] != r.ceiling
+                        or now - w.hpa_written[1] >= resync
+                    )
                 ):
                     self.cluster.ensure_hpa(w.pa, r.ceiling)
                     w.hpa_written = (r.ceiling, now)

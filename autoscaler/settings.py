@@ -63,6 +63,10 @@ class LoopSettings(BaseModel):
     #: Default forecaster for autoscalers whose spec leaves it at ``auto`` and the
     #: registry has no ``auto`` model (it falls back to this name).
     fallback_model: str = "last"
+    #: Create and own one HPA per Active PredictiveAutoscaler. False where KEDA owns
+    #: the HPAs (its ScaledObjects call our external scaler): two HPAs selecting the
+    #: same pods would both stop scaling (AmbiguousSelector).
+    manage_hpas: bool = True
 
 
 class LedgerSettings(BaseModel):

@@ -389,3 +389,20 @@ def test_forecast_error_is_scored_one_lead_time_later(
         ctl.reconcile()
     ratio = ctl.metrics.registry.get_sample_value("autoscaler_forecast_error_ratio", labels)
     assert ratio is not None and math.isfinite(ratio) and ratio > -1.0
+
+
+def test_hpas_left_to_keda_when_not_managed(
+    prom: PrometheusServer, end: int, tmp_path: Path
+) -> None:
+    """``loop.manage_hpas: false`` (the KEDA overlay): decisions are served, no HPA made."""
+    docs = [pa_doc("shop", "web"), deployment("shop", "web", 3)]
+    ctl, cluster, store, _ = make_controller(prom, tmp_path, docs, end + 30)
+    ctl.settings.loop.manage_hpas = False
+    r = ctl.reconcile().by_key()["shop/web"]
+    assert r.served > 0.0
+    assert store.query("shop", METRIC, None) != []
+    assert "shop/web" not in cluster.hpas
+    # and the default does create it
+    ctl2, cluster2, _, _ = make_controller(prom, tmp_path / "b", docs, end + 30)
+    ctl2.reconcile()
+    assert "shop/web" in cluster2.hpas
