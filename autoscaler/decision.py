@@ -68,9 +68,21 @@ class ScalingSpec:
 
 @dataclass
 class WorkloadState:
-    """Mutable per-workload state that the caller keeps between calls to ``decide``."""
+    """Mutable per-workload state that the caller keeps between calls to ``decide``.
 
-    history: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    ``history`` is the load history (merged lazily: appending a sample per tick must
+    not copy two weeks of history each time); assigning it (the controller's backfill
+    prepends older pages) replaces it whole.
+    """
+
+    _history: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    #: samples appended but not yet merged into ``_history``.
+    _tail: list[pd.Series] = field(default_factory=list)
+    #: history kept, in seconds (from the spec, for the lazy merge).
+    keep_seconds: float = 14 * 86400.0
+    #: stamp (unix s) of the newest sample, and the spacing of the newest two.
+    last_stamp: float | None = None
+    step: float = 60.0
     forecaster: Forecaster | None = None
     fitted_at: float | None = None
     #: samples appended since the last fit, not yet folded into the forecaster.
@@ -87,6 +99,35 @@ class WorkloadState:
     #: when a budget or maxReplicas last held the decision below what the forecast
     #: asked for (see ``note_clamp``); misses then are not the margin's fault.
     clamped_at: float | None = None
+
+    @property
+    def history(self) -> pd.Series:
+        if self._tail:
+            parts = [self._history, *self._tail] if not self._history.empty else self._tail
+            merged = parts[0] if len(parts) == 1 else pd.concat(parts)
+            self._tail.clear()
+            if len(merged) > 64:
+                span = (merged.index[-1] - merged.index[0]).total_seconds()
+                if span > self.keep_seconds * 1.25:
+                    edge = merged.index[-1] - pd.Timedelta(seconds=self.keep_seconds)
+                    merged = merged[merged.index > edge]
+            self._history = merged
+        return self._history
+
+    @history.setter
+    def history(self, value: pd.Series) -> None:
+        self._tail.clear()
+        self._history = value
+        if value.empty:
+            self.last_stamp = None
+            return
+        self.last_stamp = float(value.index[-1].timestamp())
+        if len(value) >= 2:
+            self.step = float((value.index[-1] - value.index[-2]).total_seconds())
+        finite = value.to_numpy(dtype=float)
+        finite = finite[np.isfinite(finite)]
+        if finite.size:
+            self.current_rate = float(finite[-1])
 
 
 @dataclass(frozen=True)
@@ -108,38 +149,32 @@ class Decision:
 
 
 def _append(state: WorkloadState, new: pd.Series, now: float, keep_seconds: float) -> pd.Series:
-    """Append samples to the history, refusing anything later than ``now`` (causality).
-
-    Returns the samples actually appended. The history is trimmed to ``keep_seconds``.
-    """
+    """Append samples to the history, refusing anything later than ``now`` (causality)
+    or not newer than what is held. Returns the samples actually appended."""
     if new.empty:
         return new
-    history = state.history
-    cutoff = pd.Timestamp(now, unit="s", tz="UTC")
-    new = new[new.index <= cutoff]
-    if not history.empty:
-        new = new[new.index > history.index[-1]]
-    if new.empty:
-        return new
-    new = new.astype(float)
-    history = new if history.empty else pd.concat([history, new])
-    if (
-        len(history) > 64
-        and (history.index[-1] - history.index[0]).total_seconds() > keep_seconds * 1.25
-    ):
-        history = history[history.index > history.index[-1] - pd.Timedelta(seconds=keep_seconds)]
-    state.history = history
-    finite = new.to_numpy()
-    finite = finite[np.isfinite(finite)]
+    stamps = pd.DatetimeIndex(new.index).as_unit("ms").asi8 / 1e3
+    keep = stamps <= now
+    if state.last_stamp is not None:
+        keep &= stamps > state.last_stamp
+    if not keep.all():
+        new, stamps = new[keep], stamps[keep]
+        if new.empty:
+            return new
+    if new.dtype != float:
+        new = new.astype(float)
+    if stamps.size >= 2:
+        state.step = float(stamps[-1] - stamps[-2])
+    elif state.last_stamp is not None:
+        state.step = float(stamps[-1] - state.last_stamp)
+    state.last_stamp = float(stamps[-1])
+    state.keep_seconds = keep_seconds
+    state._tail.append(new)
+    values = new.to_numpy()
+    finite = values[np.isfinite(values)]
     if finite.size:
         state.current_rate = float(finite[-1])
     return new
-
-
-def _step_seconds(y: pd.Series) -> float:
-    if len(y) < 2:
-        return 60.0
-    return float((y.index[-1] - y.index[-2]).total_seconds())
 
 
 def replicas_for(load: float, spec: ScalingSpec) -> int:
@@ -212,8 +247,7 @@ def decide(
     appended = _append(state, new_samples, now, spec.history_seconds)
     if not appended.empty:
         state.pending.append(appended)
-    y = state.history
-    if state.current_rate is None:
+    if state.current_rate is None or state.last_stamp is None:
         desired = max(current_replicas, spec.min_replicas)
         decision = Decision(
             workload=spec.key,
@@ -227,10 +261,10 @@ def decide(
         )
         state.last = decision
         return decision
-    step = _step_seconds(y)
+    step = state.step
     due = state.fitted_at is None or now - state.fitted_at >= spec.refit_seconds
     if state.forecaster is None or due:
-        state.forecaster = make_forecaster(spec.model).fit(y)
+        state.forecaster = make_forecaster(spec.model).fit(state.history)
         state.fitted_at = now
         state.pending.clear()
         state.cache.clear()
@@ -241,7 +275,7 @@ def decide(
         state.cache.clear()
     y_now = state.current_rate
     _adapt_margin(state, spec, now, y_now, current_replicas)
-    last_stamp = float(y.index[-1].timestamp())
+    last_stamp = state.last_stamp
     # The last sample covers [stamp, stamp + step); what follows is unobserved.
     horizon = math.ceil((now + spec.lead_seconds - last_stamp - step) / step - 1e-9)
     # Between two samples the exact horizon shrinks tick by tick; forecasting the longest
