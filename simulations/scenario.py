@@ -96,8 +96,8 @@ class Scenario(BaseModel):
     budget: BudgetRequest | None = None
     tick_seconds: Annotated[float, Field(gt=0.0, le=600.0)] = SYNC_SECONDS
     #: how finely the predictive policy's metric source samples the load, in seconds (a
-    #: multiple of the tick); unset = the trace's own resolution, each row known when its
-    #: interval ends.
+    #: multiple of the tick); unset = the trace's own resolution, each row visible from
+    #: the start of its interval (as the HPA's CPU metric shows it).
     observe_seconds: Annotated[float, Field(gt=0.0)] | None = None
 
     @field_validator("policies")
