@@ -329,6 +329,39 @@ def _utilization_ratio(
     return utilization / target_utilization, utilization, _div_trunc(metrics_total, entries)
 
 
+def _usable_samples(
+    pods: Sequence[PodInfo],
+    samples: Mapping[str, MetricSample],
+    unmatched_samples: Mapping[str, int] | None,
+    resource: str,
+    now: float,
+    cpu_initialization_period: float,
+    delay_of_initial_readiness_status: float,
+    no_samples_error: str,
+) -> tuple[dict[str, int], GroupedPods]:
+    """The samples that count, and the pod groups: upstream's shared preamble of
+    ``GetResourceReplicas`` and ``calcPlainMetricReplicas``, with its errors in order.
+
+    Unmatched samples count toward "were there any metrics" only; ignored and unready
+    pods' samples are dropped.
+    """
+    metrics: dict[str, int] = {name: s.value for name, s in samples.items()}
+    for name, value in (unmatched_samples or {}).items():
+        metrics.setdefault(name, value)
+    if not metrics:
+        raise MetricUnavailable(no_samples_error)
+    if not pods:
+        raise MetricUnavailable("no pods returned by selector while calculating replica count")
+    groups = group_pods(
+        pods, samples, resource, now, cpu_initialization_period, delay_of_initial_readiness_status
+    )
+    for name in groups.ignored | groups.unready:
+        metrics.pop(name, None)
+    if not metrics:
+        raise MetricUnavailable("did not receive metrics for targeted pods (pods might be unready)")
+    return metrics, groups
+
+
 def calc_resource(
     current_replicas: int,
     pods: Sequence[PodInfo],
@@ -354,24 +387,17 @@ def calc_resource(
         raise InputError("target.averageUtilization", f"must be > 0, got {target_utilization}", "")
     tol = _tolerances(tolerance)
     samples = _cpu_samples(pods, now)
-    metrics: dict[str, int] = {name: s.value for name, s in samples.items()}
-    for name, value in (unmatched_samples or {}).items():
-        metrics.setdefault(name, value)
-    if not metrics:
-        raise MetricUnavailable(
-            f"unable to get metrics for resource {resource}: "
-            "no metrics returned from resource metrics API"
-        )
-    if not pods:
-        raise MetricUnavailable("no pods returned by selector while calculating replica count")
-
-    groups = group_pods(
-        pods, samples, resource, now, cpu_initialization_period, delay_of_initial_readiness_status
+    metrics, groups = _usable_samples(
+        pods,
+        samples,
+        unmatched_samples,
+        resource,
+        now,
+        cpu_initialization_period,
+        delay_of_initial_readiness_status,
+        f"unable to get metrics for resource {resource}: "
+        "no metrics returned from resource metrics API",
     )
-    for name in groups.ignored | groups.unready:
-        metrics.pop(name, None)
-    if not metrics:
-        raise MetricUnavailable("did not receive metrics for targeted pods (pods might be unready)")
 
     # Requests are summed over every listed pod, ignored ones included (upstream order).
     requests: dict[str, int] = {}
@@ -467,20 +493,16 @@ def _calc_plain(
     As for utilization, but the ratio is the (truncated) average sample over the target,
     and on a scale-down a missing pod counts as using exactly the target.
     """
-    metrics: dict[str, int] = {name: s.value for name, s in samples.items()}
-    for name, value in (unmatched_samples or {}).items():
-        metrics.setdefault(name, value)
-    if not metrics:
-        raise MetricUnavailable(no_samples_error)
-    if not pods:
-        raise MetricUnavailable("no pods returned by selector while calculating replica count")
-    groups = group_pods(
-        pods, samples, resource, now, cpu_initialization_period, delay_of_initial_readiness_status
+    metrics, groups = _usable_samples(
+        pods,
+        samples,
+        unmatched_samples,
+        resource,
+        now,
+        cpu_initialization_period,
+        delay_of_initial_readiness_status,
+        no_samples_error,
     )
-    for name in groups.ignored | groups.unready:
-        metrics.pop(name, None)
-    if not metrics:
-        raise MetricUnavailable("did not receive metrics for targeted pods (pods might be unready)")
     ratio, usage = _usage_ratio(metrics, target_milli)
 
     scale_up_with_unready = bool(groups.unready) and ratio > 1.0
