@@ -124,3 +124,36 @@ def test_margin_does_not_grow_while_clamped() -> None:
     assert t0 < now
     assert free.margin > 1.0
     assert capped.margin == 1.0
+
+
+def test_history_is_merged_lazily_trimmed_and_replaceable() -> None:
+    """Samples appended tick by tick read back in order; the history is bounded; the
+    controller's backfill (assigning older pages in front) keeps the newest stamp."""
+    spec = ScalingSpec(
+        namespace="p",
+        name="w",
+        capacity_per_replica=20.0,
+        model="last",
+        history_seconds=3600.0,
+        refit_seconds=1e9,
+    )
+    y = _series([float(i) for i in range(200)])
+    state = WorkloadState()
+    for i in range(200):
+        decide(y.index[i].timestamp(), spec, state, y.iloc[i : i + 1], current_replicas=3)
+    h = state.history
+    assert h.index.is_monotonic_increasing and h.iloc[-1] == 199.0
+    # bounded: at most history_seconds (x1.25 before a trim) of samples are kept
+    assert (h.index[-1] - h.index[0]).total_seconds() <= 3600.0 * 1.25
+    assert state.current_rate == 199.0 and state.step == 60.0
+    # an older page put in front (as the controller's backfill does)
+    older = _series([5.0, 6.0], start="2025-12-31T23:00:00Z")
+    state.history = pd.concat([older, h])
+    assert state.last_stamp == y.index[-1].timestamp()
+    # a sample not newer than the newest held is refused, a newer one is taken
+    before = len(state.history)
+    decide(y.index[-1].timestamp() + 30, spec, state, y.iloc[-3:-2], current_replicas=3)
+    assert len(state.history) == before
+    newer = _series([500.0], start=str(y.index[-1] + pd.Timedelta("60s")))
+    decide(newer.index[0].timestamp(), spec, state, newer, current_replicas=3)
+    assert len(state.history) == before + 1 and state.current_rate == 500.0
