@@ -904,8 +904,15 @@ class Controller:
             clamped: list[str] = []
             for key, alloc in zip(keys, result.workloads, strict=True):
                 d = decisions[key]
+                # A hard budget that binds is also the owned HPA's maxReplicas, so nothing
+                # can push past the allocation. One that does not bind leaves maxReplicas
+                # alone: tracking every allocation would rewrite the HPA each tick and cut
+                # through its scale-down stabilisation.
+                binds = alloc.binding_constraint == "budget"
                 ceiling = (
-                    alloc.replicas if spec.mode == "hard" else self.workloads[key].spec.max_replicas
+                    alloc.replicas
+                    if spec.mode == "hard" and binds
+                    else self.workloads[key].spec.max_replicas
                 )
                 if alloc.binding_constraint == "budget" and alloc.replicas < d.replicas:
                     clamped.append(key)

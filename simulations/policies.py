@@ -320,10 +320,13 @@ class Predictive:
                     note_clamp(state, t.now)
                 replicas = allowed
                 if guard.budget.mode == "hard":
-                    # A hard budget is also the owned HPA's maxReplicas, so that no
-                    # other metric can push past the allocation.
+                    # Never escape the tolerance band past the allocation; and, as the
+                    # controller does, a binding hard budget is also the owned HPA's
+                    # maxReplicas (a budget that does not bind leaves it alone, so the
+                    # HPA's scale-down stabilisation still works).
                     ceiling = max(1, allowed)
-                    hpa.max_replicas = max(hpa.min_replicas, min(ceiling, w.max_replicas))
+                    cap = ceiling if clamped[t.i] else w.max_replicas
+                    hpa.max_replicas = max(hpa.min_replicas, min(cap, w.max_replicas))
             value = served_value(replicas, t.current_replicas, ceiling=ceiling)
             # Our metric as a real HPA consumes it: External, AverageValue target 1.
             proposal = replicas_from_external(
