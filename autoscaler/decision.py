@@ -294,9 +294,14 @@ def decide(
         upper = forecast.quantile(spec.risk_quantile)
         load = max(y_now, median + state.margin * max(0.0, upper - median))
     desired = replicas_for(load, spec)
+    basis = (
+        f"forecast peak over the next {spec.lead_seconds:g}s at q0.5 + {state.margin:.2f} x "
+        f"(q{spec.risk_quantile:g} - q0.5)"
+        if forecast is not None
+        else f"the next {spec.lead_seconds:g}s lie within the current sample: no forecast"
+    )
     reason = (
-        f"covering {load:.4g}/s (current {y_now:.4g}/s; forecast peak over the next "
-        f"{spec.lead_seconds:g}s at q0.5 + {state.margin:.2f} x (q{spec.risk_quantile:g} - q0.5)) "
+        f"covering {load:.4g}/s (current {y_now:.4g}/s; {basis}) "
         f"with {spec.capacity_per_replica:g}/s per replica at {spec.target_utilization:.0%}"
     )
     replicas, constraint = desired, "none"
