@@ -419,10 +419,12 @@ class Controller:
         decisions: dict[str, Decision] = {}
         observed: dict[str, float | None] = {}
         for key, w in self.workloads.items():
-            current = self._current(w, targets.get(key))
+            target = targets.get(key)
+            current = self._current(w, target)
+            ready = None if target is None else target.ready
             new = data.get(key)
             observed[key] = self._observe(w, new)
-            decisions[key] = self._decide(w, now, new, current, data_errors.get(key, ""))
+            decisions[key] = self._decide(w, now, new, current, data_errors.get(key, ""), ready)
         env_results, allocations = self._guard(now, assignments, decisions, targets, leader)
         results: list[WorkloadResult] = []
         for key, w in self.workloads.items():
@@ -722,12 +724,18 @@ class Controller:
         return out
 
     def _decide(
-        self, w: Workload, now: float, series: pd.Series | None, current: int, data_error: str
+        self,
+        w: Workload,
+        now: float,
+        series: pd.Series | None,
+        current: int,
+        data_error: str,
+        ready: int | None = None,
     ) -> Decision:
         new = self._new_samples(w, series)
         if not new.empty:
             w.last_sample = float(new.index[-1].timestamp())
-        base = decide(now, w.spec, w.state, new, current)
+        base = decide(now, w.spec, w.state, new, current, ready)
         fresh = (
             not data_error
             and w.last_sample is not None

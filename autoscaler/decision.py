@@ -199,12 +199,20 @@ def _ready_floor(state: WorkloadState, now: float, current: int, lead: float) ->
 
 
 def _adapt_margin(
-    state: WorkloadState, spec: ScalingSpec, now: float, y_now: float, current: int
+    state: WorkloadState,
+    spec: ScalingSpec,
+    now: float,
+    y_now: float,
+    current: int,
+    ready_now: int | None = None,
 ) -> None:
     """Adaptive conformal inference on the under-provisioning we actually caused.
 
-    At every tick the current load is compared with the capacity that can be relied on
-    to be Ready (``_ready_floor``): a miss when the load exceeds it. ``k`` rises by
+    At every tick the current load is compared with the capacity that is Ready: the
+    workload's own count of Ready replicas when the caller knows it (``ready_now``, the
+    target's ``status.readyReplicas``), else a lower bound on it (``_ready_floor``, which
+    counts pods asked for within the last lead time as not Ready yet and so sees a miss
+    at the very tick a scale-up lands in time). A miss when the load exceeds it. ``k`` rises by
     ``adapt_rate * (1 - risk_target)`` per missed tick and falls by ``adapt_rate *
     risk_target`` per covered one, so the long-run share of under-provisioned ticks is
     the target, whatever the HPA's tolerance and stabilisation do to what we serve.
@@ -212,7 +220,8 @@ def _adapt_margin(
     about the forecast, and raising the margin would only ask for more of what the cap
     refuses.
     """
-    ready = _ready_floor(state, now, current, spec.lead_seconds)
+    floor = _ready_floor(state, now, current, spec.lead_seconds)
+    ready = floor if ready_now is None else ready_now
     if state.clamped_at is not None and now - state.clamped_at <= spec.lead_seconds:
         return
     miss = 1.0 if y_now > ready * spec.capacity_per_replica * spec.target_utilization else 0.0
@@ -231,6 +240,7 @@ def decide(
     state: WorkloadState,
     new_samples: pd.Series,
     current_replicas: int,
+    ready_replicas: int | None = None,
 ) -> Decision:
     """Decide the replica count for one workload at time ``now``.
 
@@ -241,8 +251,9 @@ def decide(
     future leaks in. The load to cover over ``[now, now + lead]`` is the larger of the
     current rate (a reactive floor) and the forecast of the peak over the part of that
     window not yet observed, at ``q0.5 + k * (q_risk - q0.5)``, where ``k`` is adapted
-    online from the workload's own under-provisioning. The returned decision is before
-    the cost guard; ``state`` is updated in place.
+    online from the workload's own under-provisioning: the load against
+    ``ready_replicas`` (the Ready count, when the caller knows it). The returned
+    decision is before the cost guard; ``state`` is updated in place.
     """
     appended = _append(state, new_samples, now, spec.history_seconds)
     if not appended.empty:
@@ -274,7 +285,7 @@ def decide(
         state.pending.clear()
         state.cache.clear()
     y_now = state.current_rate
-    _adapt_margin(state, spec, now, y_now, current_replicas)
+    _adapt_margin(state, spec, now, y_now, current_replicas, ready_replicas)
     last_stamp = state.last_stamp
     # The last sample covers [stamp, stamp + step); what follows is unobserved.
     horizon = math.ceil((now + spec.lead_seconds - last_stamp - step) / step - 1e-9)

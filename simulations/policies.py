@@ -308,7 +308,7 @@ class Predictive:
             upto = int(np.searchsorted(known_at, t.now, side="right"))
             new = observed.iloc[fed:upto] if upto > fed else empty
             fed = max(fed, upto)
-            decision = decide(t.now, spec, state, new, t.current_replicas)
+            decision = decide(t.now, spec, state, new, t.current_replicas, t.pods.ready_count)
             replicas = decision.replicas
             ceiling: int | None = None
             if guard is not None:

@@ -157,3 +157,29 @@ def test_history_is_merged_lazily_trimmed_and_replaceable() -> None:
     newer = _series([500.0], start=str(y.index[-1] + pd.Timedelta("60s")))
     decide(newer.index[0].timestamp(), spec, state, newer, current_replicas=3)
     assert len(state.history) == before + 1 and state.current_rate == 500.0
+
+
+def test_margin_counts_misses_against_the_ready_count_when_known() -> None:
+    """A scale-up that lands in time is not a miss.
+
+    Load steps from 160/s to 180/s at the very tick two new pods turn Ready (created
+    90 s earlier, at the sync before the one whose current count first shows them).
+    Ten replicas serve 170/s at 85 %, twelve serve 204/s: nothing was under-provisioned.
+    Given the Ready count, the margin sees no miss and falls; without it, the lower
+    bound (the fewest replicas asked for within the 105-s lead) still counts the ten
+    and calls it a miss.
+    """
+    spec = ScalingSpec(namespace="p", name="w", capacity_per_replica=20.0, model="last")
+    loads = [160.0] * 29 + [180.0] * 3
+    y = _series(loads, step="15s")
+    known, floor_only = WorkloadState(), WorkloadState()
+    created = 23  # two pods created at tick 23, Ready 6 ticks (90 s) later
+    for i in range(len(loads)):
+        now = y.index[i].timestamp()
+        current = 12 if i > created else 10
+        ready = 12 if i >= created + 6 else 10
+        new = y.iloc[i : i + 1]
+        decide(now, spec, known, new, current_replicas=current, ready_replicas=ready)
+        decide(now, spec, floor_only, new, current_replicas=current)
+    assert known.margin < 1.0
+    assert floor_only.margin > 1.0

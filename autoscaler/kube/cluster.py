@@ -61,6 +61,9 @@ class TargetInfo:
     replicas: int
     #: one replica's resource requests (summed over its containers), for pricing.
     requests: Mapping[str, str]
+    #: replicas Ready (status.readyReplicas, 0 when the status omits it); None when the
+    #: object has no status yet. The adaptive margin counts misses against it.
+    ready: int | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,9 @@ def target_info(obj: Mapping[str, Any]) -> TargetInfo:
     if replicas is None:
         replicas = spec.get("replicas", 1)
     pod_spec = ((spec.get("template") or {}).get("spec")) or {}
-    return TargetInfo(replicas=int(replicas), requests=sum_requests(pod_spec))
+    # The API server omits readyReplicas when it is 0; no status at all: unknown.
+    ready = int(status.get("readyReplicas") or 0) if status else None
+    return TargetInfo(replicas=int(replicas), requests=sum_requests(pod_spec), ready=ready)
 
 
 def _budget(obj: Mapping[str, Any]) -> Budget:

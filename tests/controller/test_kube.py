@@ -228,3 +228,16 @@ def test_leader_steps_down_when_it_cannot_renew(cluster: KmockCluster) -> None:
     assert a.try_acquire_or_renew()  # still inside the renew deadline
     now[0] += 1.5
     assert not a.try_acquire_or_renew()  # past it: steps down before the lease expires
+
+
+def test_target_info_reads_the_ready_count() -> None:
+    """status.readyReplicas feeds the adaptive margin; the API server omits it at 0."""
+    from autoscaler.kube.cluster import target_info
+
+    spec = {"replicas": 5, "template": {"spec": {"containers": []}}}
+    running = target_info({"spec": spec, "status": {"replicas": 5, "readyReplicas": 3}})
+    assert (running.replicas, running.ready) == (5, 3)
+    none_ready = target_info({"spec": spec, "status": {"replicas": 5}})
+    assert (none_ready.replicas, none_ready.ready) == (5, 0)
+    fresh = target_info({"spec": spec})
+    assert (fresh.replicas, fresh.ready) == (5, None)
