@@ -52,8 +52,12 @@ class ScalingSpec:
     #: workload's realised share matches it, whatever the HPA's tolerance and
     #: stabilisation do to what we serve.
     risk_target: float = 0.005
-    #: step of that adaptation, in units of ``k`` per under-provisioned tick.
-    adapt_rate: float = 0.1
+    #: step of that adaptation, in units of ``k`` per under-provisioned tick. Misses come
+    #: in clusters (a surge, a ramp): at 0.1 one cluster of 20 missed ticks raised ``k``
+    #: by 2 for the next ~17 hours of calm. 0.03 still moves ``k`` by 1 within ~8
+    #: minutes of sustained misses, and on the five bundled traces it was cheaper at
+    #: the same risk target than 0.1 (0.01 cheaper still, but slower to react).
+    adapt_rate: float = 0.03
     #: forecaster registry name.
     model: str = "auto"
     #: refit the forecaster this often (seconds of simulated or real time).
