@@ -10,7 +10,7 @@ versus the oracle, cost versus the HPA at equal tau_U, and the share of the
 HPA-to-oracle gap closed: the same scoring as ``autoscaler simulate --json``.
 
     .venv/bin/python benchmarks/predictive_vs_hpa.py [--days 14] [--traces DIR ...]
-        [--unseen] [--peak 40] [--workers 2] [--json OUT.json]
+        [--unseen] [--peak 40] [--workers 2] [--json OUT.json] [--reports DIR]
 
 ``--unseen`` adds the held-out traces of ``benchmarks/unseen_traces.py`` (generated
 into out/unseen first). Long traces are cut to their first ``--days`` days so that a
@@ -34,7 +34,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 FRONTIER = [10, 20, 30, 40, 50, 60, 70, 80, 90]
 
 
-def run_one(trace: str, days: float, peak: int, observe: float) -> dict[str, Any]:
+def run_one(
+    trace: str, days: float, peak: int, observe: float, reports: Path | None = None
+) -> dict[str, Any]:
     from simulations import report
     from simulations.scenario import prepare, scenario_from_dict, simulate
 
@@ -63,7 +65,11 @@ def run_one(trace: str, days: float, peak: int, observe: float) -> dict[str, Any
     t0 = time.perf_counter()
     scenario = scenario_from_dict(data, trace)
     result = simulate(prepare(scenario), frontier=True, workers=1)
-    out = report.to_json(report.score(result))
+    scored = report.score(result)
+    out = report.to_json(scored)
+    if reports is not None:
+        stem = Path(trace).stem + (f"-peak{peak}" if peak != 40 else "")
+        report.write_html(scored, reports / f"{stem}.html", beat_png=reports / f"{stem}-beat.png")
     out["seconds"] = time.perf_counter() - t0
     return out
 
@@ -84,6 +90,12 @@ def main() -> None:
     ap.add_argument("--unseen", action="store_true", help="add the held-out traces")
     ap.add_argument("--traces", nargs="*", default=None, help="trace CSVs (default: bundled)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--reports",
+        type=Path,
+        default=None,
+        help="write each trace's HTML report and its where-prediction-beat-reaction PNG here",
+    )
     args = ap.parse_args()
     traces = (
         [Path(t) for t in args.traces]
@@ -97,7 +109,8 @@ def main() -> None:
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = {
-            str(t): pool.submit(run_one, str(t), args.days, args.peak, args.observe) for t in traces
+            str(t): pool.submit(run_one, str(t), args.days, args.peak, args.observe, args.reports)
+            for t in traces
         }
         results = {name: f.result() for name, f in futures.items()}
     wall = time.perf_counter() - t0

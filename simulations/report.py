@@ -450,8 +450,14 @@ def _table_html(scored: ScoredResult) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def write_html(scored: ScoredResult, path: Path, main_png: Path | None = None) -> None:
-    """Write the self-contained report; optionally also the main plot as a PNG file."""
+def write_html(
+    scored: ScoredResult,
+    path: Path,
+    main_png: Path | None = None,
+    beat_png: Path | None = None,
+) -> None:
+    """Write the self-contained report; optionally also the main plot and the
+    where-prediction-beat-reaction plot as PNG files."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -479,6 +485,9 @@ def write_html(scored: ScoredResult, path: Path, main_png: Path | None = None) -
     figures.append(("Cost against under-provisioning", _png(_frontier_figure(scored))))
     beat = _beat_figure(scored)
     if beat is not None:
+        if beat_png is not None:
+            beat_png.parent.mkdir(parents=True, exist_ok=True)
+            beat.savefig(beat_png, dpi=72, bbox_inches="tight")
         figures.append(("Where prediction beat reaction", _png(beat)))
     imgs = "".join(
         f"<h2>{html.escape(title)}</h2><img src='data:image/png;base64,{data}'/>"
