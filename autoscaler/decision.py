@@ -4,10 +4,11 @@ This is the one decision path. The controller calls it every sync with real hist
 from Prometheus; the simulator calls it with a simulated clock and replayed history.
 Nothing in here reads the wall clock, does I/O, or knows which of the two is calling.
 
-Flow: history -> forecaster (quantile of the peak over the lead window) -> replicas
-needed at the risk quantile -> ``Decision``. The cost guard (``policies``) then clamps
-decisions across an environment, and ``served_value`` turns the final replica count
-into the external-metric value whose HPA outcome is exactly that count.
+Flow: history -> forecaster (quantiles of the peak over the lead window) -> the load
+to cover at the adaptive price of a miss (``covered_load``) -> replicas ->
+``Decision``. The cost guard (``policies``) then clamps decisions across an
+environment, and ``served_value`` turns the final replica count into the
+external-metric value whose HPA outcome is exactly that count.
 """
 
 from __future__ import annotations
@@ -44,20 +45,19 @@ class ScalingSpec:
     max_replicas: int = 100
     #: seconds between a decision and new capacity being ready: pod start-up + one sync.
     lead_seconds: float = 105.0
-    #: the forecast quantile of the peak load over the lead window that sets the safety
-    #: margin: capacity covers ``q0.5 + k * (q_risk - q0.5)``, with ``k`` adapted online.
+    #: the forecast quantile that, with the median, measures how wide the upper tail of
+    #: the forecast is (``q_risk - q0.5``); see ``covered_load``.
     risk_quantile: float = 0.9
     #: the share of time we accept to be under-provisioned (demand above the capacity
-    #: that is ready). ``k`` is adapted online (adaptive conformal inference) so that the
-    #: workload's realised share matches it, whatever the HPA's tolerance and
-    #: stabilisation do to what we serve.
+    #: that is Ready). The price of a miss (``WorkloadState.log_price``) is adapted
+    #: online (adaptive conformal inference) so that the workload's realised share
+    #: matches it, whatever the HPA's tolerance and stabilisation do to what we serve.
     risk_target: float = 0.005
-    #: step of that adaptation, in units of ``k`` per under-provisioned tick. Misses come
-    #: in clusters (a surge, a ramp): at 0.1 one cluster of 20 missed ticks raised ``k``
-    #: by 2 for the next ~17 hours of calm. 0.03 still moves ``k`` by 1 within ~8
-    #: minutes of sustained misses, and on the five bundled traces it was cheaper at
-    #: the same risk target than 0.1 (0.01 cheaper still, but slower to react).
-    adapt_rate: float = 0.03
+    #: step of that adaptation, in ln(price) per under-provisioned tick (and
+    #: ``adapt_rate * risk_target`` down per covered one). Misses come in clusters (a
+    #: surge, a ramp): a step of 0.05 still moves the cover by one tail width within
+    #: ~5 minutes of sustained misses, without one surge inflating the next day's cover.
+    adapt_rate: float = 0.05
     #: forecaster registry name.
     model: str = "auto"
     #: refit the forecaster this often (seconds of simulated or real time).
@@ -96,12 +96,13 @@ class WorkloadState:
     last: Decision | None = None
     #: forecasts by horizon for the current data; cleared when new samples arrive.
     cache: dict[int, Forecast] = field(default_factory=dict)
-    #: the adaptive safety factor ``k`` (see ``ScalingSpec.risk_quantile``).
-    margin: float = 1.0
+    #: ln of the adaptive price of a miss, in load units (see ``covered_load``); None
+    #: until the first forecast with a spread.
+    log_price: float | None = None
     #: recent (time, current replicas) pairs: what may be ready now.
     replica_log: deque[tuple[float, int]] = field(default_factory=deque)
     #: when a budget or maxReplicas last held the decision below what the forecast
-    #: asked for (see ``note_clamp``); misses then are not the margin's fault.
+    #: asked for (see ``note_clamp``); misses then are not the price's fault.
     clamped_at: float | None = None
 
     @property
@@ -202,7 +203,7 @@ def _ready_floor(state: WorkloadState, now: float, current: int, lead: float) ->
     return min(n for _, n in log)
 
 
-def _adapt_margin(
+def _adapt_price(
     state: WorkloadState,
     spec: ScalingSpec,
     now: float,
@@ -216,30 +217,56 @@ def _adapt_margin(
     workload's own count of Ready replicas when the caller knows it (``ready_now``, the
     target's ``status.readyReplicas``), else a lower bound on it (``_ready_floor``, which
     counts pods asked for within the last lead time as not Ready yet and so sees a miss
-    at the very tick a scale-up lands in time). A miss when the load exceeds it. ``k`` rises by
-    ``adapt_rate * (1 - risk_target)`` per missed tick and falls by ``adapt_rate *
-    risk_target`` per covered one, so the long-run share of under-provisioned ticks is
-    the target, whatever the HPA's tolerance and stabilisation do to what we serve.
-    Ticks held down by a cap (a budget, maxReplicas) are not counted: they say nothing
-    about the forecast, and raising the margin would only ask for more of what the cap
-    refuses.
+    at the very tick a scale-up lands in time). A miss when the load exceeds it.
+    ``ln(price)`` rises by ``adapt_rate * (1 - risk_target)`` per missed tick and falls
+    by ``adapt_rate * risk_target`` per covered one, so the long-run share of
+    under-provisioned ticks is the target. Ticks held down by a cap (a budget,
+    maxReplicas) are not counted: they say nothing about the forecast, and raising the
+    price would only ask for more of what the cap refuses.
     """
     floor = _ready_floor(state, now, current, spec.lead_seconds)
     ready = floor if ready_now is None else ready_now
+    if state.log_price is None:
+        return
     if state.clamped_at is not None and now - state.clamped_at <= spec.lead_seconds:
         return
     miss = 1.0 if y_now > ready * spec.capacity_per_replica * spec.target_utilization else 0.0
-    state.margin = min(
-        MAX_MARGIN, max(0.0, state.margin + spec.adapt_rate * (miss - spec.risk_target))
+    state.log_price = min(
+        MAX_LOG_PRICE, state.log_price + spec.adapt_rate * (miss - spec.risk_target)
     )
 
 
-#: the adaptive safety factor stays in [0, MAX_MARGIN]. Replicas are bounded anyway
-#: (a decision at maxReplicas or under a budget stops the adaptation: ``note_clamp``);
-#: this only keeps ``k`` finite. It was 6 until a spiky periodic series (the held-out
-#: ``cron_batch_1min``, whose q0.9 spread is tiny next to its spikes) showed that 6
-#: stopped the margin short of its risk target (1.2 % of the time under-provisioned).
-MAX_MARGIN = 30.0
+#: ln(price) stays finite. Replicas are bounded anyway (a decision at maxReplicas or
+#: under a budget stops the adaptation: ``note_clamp``); this only keeps it a number.
+MAX_LOG_PRICE = 60.0
+
+
+def tail_width(median: float, upper: float, risk_quantile: float) -> float:
+    """Scale ``s`` of an exponential upper tail through the forecast's q0.5 and q_risk.
+
+    ``P(peak > q0.5 + x) = 0.5 exp(-x / s)``, so ``s = (q_risk - q0.5) / ln(0.5 / (1 -
+    risk))``: at risk 0.9, one tail width is (q0.9 - q0.5) / ln 5.
+    """
+    return max(0.0, upper - median) / math.log(0.5 / (1.0 - risk_quantile))
+
+
+def covered_load(median: float, width: float, log_price: float | None) -> tuple[float, float]:
+    """The load to cover and the chance of exceeding it, given the price of a miss.
+
+    Cost is linear in the load we cover, a miss costs ``price``: the cheapest cover
+    stops where the forecast's density falls to ``1 / price``. With the exponential
+    tail of ``tail_width``, that is ``q0.5 + s ln(price / 2s)`` (never below the
+    median), and the chance of a miss there is ``s / price``. So a forecast with a
+    narrow tail is covered to a high quantile (cheap) and a wide one (a burst, an
+    unforecastable surge) to a lower one: the time-share of misses is spent where
+    buying it down costs most. One price per workload, adapted online, sets the level.
+    """
+    if width <= 0.0 or log_price is None:
+        return median, 0.0 if width <= 0.0 else 0.5
+    lead = log_price - math.log(2.0 * width)
+    if lead <= 0.0:
+        return median, 0.5
+    return median + width * lead, 0.5 * math.exp(-lead)
 
 
 def decide(
@@ -258,9 +285,10 @@ def decide(
     its own metrics). Samples stamped later than ``now`` are ignored: nothing from the
     future leaks in. The load to cover over ``[now, now + lead]`` is the larger of the
     current rate (a reactive floor) and the forecast of the peak over the part of that
-    window not yet observed, at ``q0.5 + k * (q_risk - q0.5)``, where ``k`` is adapted
-    online from the workload's own under-provisioning: the load against
-    ``ready_replicas`` (the Ready count, when the caller knows it). The returned
+    window not yet observed, covered as far as the adaptive price of a miss makes worth
+    it (``covered_load``); the price adapts online to the workload's own
+    under-provisioning: the load against ``ready_replicas`` (the Ready count, when the
+    caller knows it). The returned
     decision is before the cost guard; ``state`` is updated in place.
     """
     appended = _append(state, new_samples, now, spec.history_seconds)
@@ -293,7 +321,7 @@ def decide(
         state.pending.clear()
         state.cache.clear()
     y_now = state.current_rate
-    _adapt_margin(state, spec, now, y_now, current_replicas, ready_replicas)
+    _adapt_price(state, spec, now, y_now, current_replicas, ready_replicas)
     last_stamp = state.last_stamp
     # The last sample covers [stamp, stamp + step); what follows is unobserved.
     horizon = math.ceil((now + spec.lead_seconds - last_stamp - step) / step - 1e-9)
@@ -310,15 +338,20 @@ def decide(
             forecast = state.forecaster.predict(horizon, levels)
             state.cache[horizon] = forecast
         median = forecast.quantile(0.5)
-        upper = forecast.quantile(spec.risk_quantile)
-        load = max(y_now, median + state.margin * max(0.0, upper - median))
+        width = tail_width(median, forecast.quantile(spec.risk_quantile), spec.risk_quantile)
+        if state.log_price is None and width > 0.0:
+            # Start at the risk quantile itself (q0.5 + s ln 5 at 0.9), then adapt.
+            state.log_price = math.log(width) + math.log(1.0 / (1.0 - spec.risk_quantile))
+        cover, risk = covered_load(median, width, state.log_price)
+        load = max(y_now, cover)
+        basis = (
+            f"forecast peak over the next {spec.lead_seconds:g}s: q0.5 {median:.4g}/s + "
+            f"{(cover - median) / width if width > 0 else 0.0:.2f} tail widths of "
+            f"{width:.3g}/s, a {risk:.2%} chance of more"
+        )
+    else:
+        basis = f"the next {spec.lead_seconds:g}s lie within the current sample: no forecast"
     desired = replicas_for(load, spec)
-    basis = (
-        f"forecast peak over the next {spec.lead_seconds:g}s at q0.5 + {state.margin:.2f} x "
-        f"(q{spec.risk_quantile:g} - q0.5)"
-        if forecast is not None
-        else f"the next {spec.lead_seconds:g}s lie within the current sample: no forecast"
-    )
     reason = (
         f"covering {load:.4g}/s (current {y_now:.4g}/s; {basis}) "
         f"with {spec.capacity_per_replica:g}/s per replica at {spec.target_utilization:.0%}"

@@ -111,19 +111,21 @@ def test_margin_does_not_grow_while_clamped() -> None:
     """Misses caused by a cap are not blamed on the forecast's margin."""
     from autoscaler.decision import note_clamp
 
-    y = _series([1000.0] * 200)
+    y = _series([1000.0 + 50.0 * (i % 2) for i in range(200)])
     spec = ScalingSpec(namespace="p", name="w", capacity_per_replica=20.0, model="last")
     free, capped = WorkloadState(), WorkloadState()
-    t0 = y.index[0].timestamp()
+    start: dict[str, float] = {}
     for i in range(1, 200):
         now = y.index[i].timestamp()
         new = y.iloc[i - 1 : i] if i > 1 else y.iloc[:1]
         decide(now, spec, free, new, current_replicas=5)  # far too few: misses
         note_clamp(capped, now)
         decide(now, spec, capped, new, current_replicas=5)
-    assert t0 < now
-    assert free.margin > 1.0
-    assert capped.margin == 1.0
+        for name, st in (("free", free), ("capped", capped)):
+            if st.log_price is not None:
+                start.setdefault(name, st.log_price)
+    assert free.log_price is not None and free.log_price > start["free"] + 1.0
+    assert capped.log_price == start["capped"]
 
 
 def test_history_is_merged_lazily_trimmed_and_replaceable() -> None:
@@ -170,16 +172,39 @@ def test_margin_counts_misses_against_the_ready_count_when_known() -> None:
     and calls it a miss.
     """
     spec = ScalingSpec(namespace="p", name="w", capacity_per_replica=20.0, model="last")
-    loads = [160.0] * 29 + [180.0] * 3
+    loads = [158.0 + 4.0 * (i % 2) for i in range(29)] + [180.0] * 3
     y = _series(loads, step="15s")
     known, floor_only = WorkloadState(), WorkloadState()
     created = 23  # two pods created at tick 23, Ready 6 ticks (90 s) later
+    before: dict[str, float | None] = {}
     for i in range(len(loads)):
         now = y.index[i].timestamp()
         current = 12 if i > created else 10
         ready = 12 if i >= created + 6 else 10
         new = y.iloc[i : i + 1]
+        if i == created + 6:
+            before = {"known": known.log_price, "floor": floor_only.log_price}
         decide(now, spec, known, new, current_replicas=current, ready_replicas=ready)
         decide(now, spec, floor_only, new, current_replicas=current)
-    assert known.margin < 1.0
-    assert floor_only.margin > 1.0
+    assert before["known"] is not None and before["floor"] is not None
+    assert known.log_price is not None and known.log_price < before["known"]
+    assert floor_only.log_price is not None and floor_only.log_price > before["floor"]
+
+
+def test_covered_load_spends_risk_where_the_forecast_is_wide() -> None:
+    """One price of a miss: a narrow forecast is covered to a high quantile, a wide one
+    to a lower quantile, and the chance of a miss is width / price."""
+    from autoscaler.decision import covered_load, tail_width
+
+    width = tail_width(100.0, 100.0 + 10.0 * np.log(5.0), 0.9)
+    assert width == pytest.approx(10.0)
+    log_price = float(np.log(10.0 * 10.0))  # the start: exactly q0.9
+    load, risk = covered_load(100.0, 10.0, log_price)
+    assert load == pytest.approx(100.0 + 10.0 * np.log(5.0)) and risk == pytest.approx(0.1)
+    narrow = covered_load(100.0, 2.0, log_price)
+    wide = covered_load(100.0, 40.0, log_price)
+    assert narrow[1] == pytest.approx(0.02) and wide[1] == pytest.approx(0.4)
+    assert narrow[0] > 100.0 + 2.0 * np.log(5.0)  # beyond its own q0.9
+    assert wide[0] < 100.0 + 40.0 * np.log(5.0)  # short of its own q0.9
+    assert covered_load(100.0, 0.0, log_price) == (100.0, 0.0)  # no spread: the median
+    assert covered_load(100.0, 1e6, log_price) == (100.0, 0.5)  # never below the median
