@@ -62,7 +62,7 @@ class TargetInfo:
     #: one replica's resource requests (summed over its containers), for pricing.
     requests: Mapping[str, str]
     #: replicas Ready (status.readyReplicas, 0 when the status omits it); None when the
-    #: object has no status yet. The adaptive margin counts misses against it.
+    #: object has no status yet. The adaptive price of a miss counts misses against it.
     ready: int | None = None
 
 
