@@ -99,6 +99,8 @@ class WorkloadState:
     #: ln of the adaptive price of a miss, in load units (see ``covered_load``); None
     #: until the first forecast with a spread.
     log_price: float | None = None
+    #: the tail width of the newest forecast (load units), for bounding ``log_price``.
+    width: float = 0.0
     #: recent (time, current replicas) pairs: what may be ready now.
     replica_log: deque[tuple[float, int]] = field(default_factory=deque)
     #: when a budget or maxReplicas last held the decision below what the forecast
@@ -231,14 +233,22 @@ def _adapt_price(
     if state.clamped_at is not None and now - state.clamped_at <= spec.lead_seconds:
         return
     miss = 1.0 if y_now > ready * spec.capacity_per_replica * spec.target_utilization else 0.0
-    state.log_price = min(
-        MAX_LOG_PRICE, state.log_price + spec.adapt_rate * (miss - spec.risk_target)
-    )
+    log_price = state.log_price + spec.adapt_rate * (miss - spec.risk_target)
+    if state.width > 0.0:
+        # Between covering the median and MAX_TAIL_WIDTHS tail widths above it: a long
+        # calm must not wind the price down so far that the first surge takes hundreds
+        # of missed ticks to undo (the old margin k had the same floor at 0).
+        low = math.log(2.0 * state.width)
+        log_price = min(max(log_price, low), low + MAX_TAIL_WIDTHS)
+    state.log_price = log_price
 
 
-#: ln(price) stays finite. Replicas are bounded anyway (a decision at maxReplicas or
-#: under a budget stops the adaptation: ``note_clamp``); this only keeps it a number.
-MAX_LOG_PRICE = 60.0
+#: the cover stays within this many tail widths above the median. Replicas are bounded
+#: anyway (a decision at maxReplicas or under a budget stops the adaptation:
+#: ``note_clamp``); this only keeps the price finite. (The earlier margin ``k`` was capped
+#: at 6 spreads, about 10 tail widths, until the held-out ``cron_batch_1min`` showed it
+#: stopping short of the risk target.)
+MAX_TAIL_WIDTHS = 48.0
 
 
 def tail_width(median: float, upper: float, risk_quantile: float) -> float:
@@ -342,6 +352,7 @@ def decide(
         if state.log_price is None and width > 0.0:
             # Start at the risk quantile itself (q0.5 + s ln 5 at 0.9), then adapt.
             state.log_price = math.log(width) + math.log(1.0 / (1.0 - spec.risk_quantile))
+        state.width = width
         cover, risk = covered_load(median, width, state.log_price)
         load = max(y_now, cover)
         basis = (

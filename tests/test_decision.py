@@ -208,3 +208,33 @@ def test_covered_load_spends_risk_where_the_forecast_is_wide() -> None:
     assert wide[0] < 100.0 + 40.0 * np.log(5.0)  # short of its own q0.9
     assert covered_load(100.0, 0.0, log_price) == (100.0, 0.0)  # no spread: the median
     assert covered_load(100.0, 1e6, log_price) == (100.0, 0.5)  # never below the median
+
+
+def test_a_long_calm_does_not_wind_the_price_down() -> None:
+    """Weeks without a miss leave the cover at the median at the lowest, so the first
+    surge is not paid for with hundreds of missed ticks first (integral wind-up). A big
+    step makes 3,000 calm ticks worth many weeks at the default one."""
+    from autoscaler.decision import covered_load
+
+    spec = ScalingSpec(
+        namespace="p", name="w", capacity_per_replica=20.0, model="last", adapt_rate=1.0
+    )
+    rng = np.random.default_rng(0)
+    y = _series(list(100.0 + 10.0 * rng.random(3000)), step="15s")
+    state = WorkloadState()
+    for i in range(len(y)):
+        decide(y.index[i].timestamp(), spec, state, y.iloc[i : i + 1], current_replicas=50)
+    assert state.log_price is not None and state.width > 0.0
+    assert state.log_price >= np.log(2.0 * state.width) - 1e-9
+    assert covered_load(100.0, state.width, state.log_price)[0] >= 100.0
+    # one missed tick from there moves the cover up at once
+    before = state.log_price
+    decide(
+        y.index[-1].timestamp() + 15.0,
+        spec,
+        state,
+        _series([5000.0], y.index[-1].isoformat()).iloc[:0],
+        current_replicas=1,
+        ready_replicas=1,
+    )
+    assert state.log_price > before
