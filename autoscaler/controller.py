@@ -207,6 +207,7 @@ def scaling_spec(
         max_replicas=s.max_replicas,
         lead_seconds=s.lead_time_seconds,
         risk_quantile=s.risk_quantile,
+        risk_target=s.risk_target,
         model=model,
         refit_seconds=refit_seconds,
         history_seconds=history_seconds,

@@ -298,8 +298,8 @@ def decide(
     window not yet observed, covered as far as the adaptive price of a miss makes worth
     it (``covered_load``); the price adapts online to the workload's own
     under-provisioning: the load against ``ready_replicas`` (the Ready count, when the
-    caller knows it). The returned
-    decision is before the cost guard; ``state`` is updated in place.
+    caller knows it). The returned decision is before the cost guard; ``state`` is
+    updated in place.
     """
     appended = _append(state, new_samples, now, spec.history_seconds)
     if not appended.empty:

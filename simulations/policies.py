@@ -250,6 +250,8 @@ class PredictiveSettings:
     """Overrides of ``ScalingSpec``'s defaults; ``None`` keeps the decision path's default."""
 
     risk_quantile: float | None = None
+    #: share of time the policy may leave the workload under-provisioned.
+    risk_target: float | None = None
     model: str | None = None
     target_utilization: float | None = None
     #: seconds from decision to Ready capacity; default: the start-up p90 plus one sync.
@@ -272,7 +274,7 @@ class Predictive:
             if s.lead_seconds is not None
             else w.startup.quantile(0.9) + ctx.demand.tick_seconds,
         }
-        for key in ("risk_quantile", "model", "target_utilization", "refit_seconds"):
+        for key in ("risk_quantile", "risk_target", "model", "target_utilization", "refit_seconds"):
             value = getattr(s, key)
             if value is not None:
                 overrides[key] = value
@@ -436,8 +438,12 @@ def _predictive(arg: str | None, where: str) -> Policy:
         raise InputError(
             where, f"quantile {arg!r} is not a number", "e.g. predictive@0.95"
         ) from err
-    if not 0.0 < q < 1.0:
-        raise InputError(where, f"quantile {q} is outside (0, 1)", "e.g. predictive@0.95")
+    if not 0.5 < q < 1.0:
+        raise InputError(
+            where,
+            f"quantile {q} is outside (0.5, 1): it measures the forecast's upper tail",
+            "e.g. predictive@0.95",
+        )
     return Predictive(PredictiveSettings(risk_quantile=q), name=f"predictive@{arg}")
 
 

@@ -64,7 +64,10 @@ class PredictiveConfig(BaseModel):
     """Overrides of the predictive policy's defaults (``autoscaler.decision.ScalingSpec``)."""
 
     model_config = ConfigDict(extra="forbid")
-    risk_quantile: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+    #: forecast quantile that measures the upper tail (with the median).
+    risk_quantile: Annotated[float, Field(gt=0.5, lt=1.0)] | None = None
+    #: share of time the workload may be under-provisioned (default 0.005).
+    risk_target: Annotated[float, Field(gt=0.0, lt=0.5)] | None = None
     model: str | None = None
     target_utilization: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     #: seconds from decision to Ready capacity; default start-up p90 + one sync.

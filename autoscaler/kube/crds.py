@@ -100,9 +100,23 @@ class PredictiveAutoscalerSpec(KubeModel):
     forecaster: str = Field(default="auto", description="Forecaster registry name (models/).")
     risk_quantile: float = Field(
         default=0.9,
-        gt=0,
+        gt=0.5,
         lt=1,
-        description="Quantile of the peak load over the lead time that capacity must cover.",
+        description=(
+            "Forecast quantile of the peak load over the lead time that, with the median,"
+            " measures how wide the forecast's upper tail is; how far capacity covers that"
+            " tail is set by riskTarget."
+        ),
+    )
+    risk_target: float = Field(
+        default=0.005,
+        gt=0,
+        lt=0.5,
+        description=(
+            "Share of time the workload may be under-provisioned (load above Ready"
+            " replicas x capacity x targetUtilization). The price of a miss adapts online"
+            " to hold it; 0.005 = 0.5 %."
+        ),
     )
     min_replicas: int = Field(default=1, ge=0, description="Lower bound on replicas.")
     max_replicas: int = Field(default=100, ge=1, description="Upper bound on replicas.")

@@ -102,7 +102,13 @@ def test_sample_object_passes_schema_and_model() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("capacityPerReplica", 0), ("riskQuantile", 1.0), ("mode", "Sometimes")],
+    [
+        ("capacityPerReplica", 0),
+        ("riskQuantile", 1.0),
+        ("riskQuantile", 0.5),
+        ("riskTarget", 0.0),
+        ("mode", "Sometimes"),
+    ],
 )
 def test_bad_spec_rejected_by_schema_and_model(field: str, value: Any) -> None:
     bad = {**SAMPLE_PA, "spec": {**SAMPLE_PA["spec"], field: value}}

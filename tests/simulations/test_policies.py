@@ -52,11 +52,12 @@ def test_every_registered_policy_runs_within_bounds(kind: str, tmp_path: Path) -
     [
         ("hpa-gpu", "unknown policy"),
         ("hpa-cpu@seventy", "whole percentage"),
-        ("predictive@1.5", "outside (0, 1)"),
+        ("predictive@1.5", "outside (0.5, 1)"),
+        ("predictive@0.3", "outside (0.5, 1)"),
         ("static@0", "at least one pod"),
         ("oracle@3", "no parameter"),
     ],
-    ids=["unknown", "bad-target", "bad-quantile", "static-zero", "oracle-param"],
+    ids=["unknown", "bad-target", "bad-quantile", "low-quantile", "static-zero", "oracle-param"],
 )
 def test_bad_policy_names_are_input_errors(text: str, problem: str) -> None:
     with pytest.raises(InputError, match=problem.replace("(", r"\(").replace(")", r"\)")):
@@ -130,3 +131,23 @@ def test_cpu_hpa_memo_changes_nothing(tmp_path: Path) -> None:
     assert np.array_equal(fast.replicas, slow.replicas)
     assert np.array_equal(fast.ready, slow.ready)
     assert len(set(fast.replicas)) > 3  # the run did scale
+
+
+def test_scenario_overrides_reach_the_decision_spec(tmp_path: Path) -> None:
+    """risk_target and risk_quantile from a scenario's `predictive:` block reach
+    ScalingSpec; a risk quantile at or below the median is refused (it could not
+    measure an upper tail)."""
+    from pydantic import ValidationError
+
+    from simulations.policies import Predictive, PredictiveSettings
+    from simulations.scenario import PredictiveConfig
+
+    ctx = _ctx(tmp_path, noisy_daily(0.1, seed=3))
+    cfg = PredictiveConfig(risk_target=0.02, risk_quantile=0.95)
+    spec = Predictive(PredictiveSettings(**cfg.model_dump())).spec(ctx)
+    assert (spec.risk_target, spec.risk_quantile) == (0.02, 0.95)
+    assert Predictive().spec(ctx).risk_target == 0.005
+    with pytest.raises(ValidationError):
+        PredictiveConfig(risk_quantile=0.5)
+    with pytest.raises(ValidationError):
+        PredictiveConfig(risk_target=0.0)
