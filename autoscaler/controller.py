@@ -112,6 +112,9 @@ class Workload:
     #: forecasts awaiting their outcome: (made at, due at, forecast load).
     pending: deque[tuple[float, float, float]] = field(default_factory=lambda: deque(maxlen=64))
     budget_clamped: bool = False
+    #: one replica's requests as last read from the target (pricing survives an
+    #: unreadable target; None: never read, so the price is unknown).
+    known_requests: dict[str, str] | None = None
     #: what was last written to the API (to skip writes that change nothing).
     hpa_written: tuple[int, float] | None = None  # (ceiling, when)
     status_written: tuple[tuple[Any, ...], float] | None = None  # (essentials, when)
@@ -891,8 +894,19 @@ class Controller:
         dirty = False
         for env, keys in sorted(envs.items()):
             budget = budgets[env]
+            # A target that cannot be read, and never could, has no price: the budget
+            # cannot limit what it does not know the cost of, so such a workload is held
+            # at what runs until its target can be read (priced at $0 it would escape).
+            hold: dict[str, int] = {}
+            for key in keys:
+                target = targets.get(key)
+                if target is not None:
+                    self.workloads[key].known_requests = dict(target.requests)
+                elif self.workloads[key].known_requests is None:
+                    w = self.workloads[key]
+                    hold[key] = max(decisions[key].current_replicas, w.spec.min_replicas)
             try:
-                request, result = self._allocate(budget, keys, decisions, targets, when)
+                request, result = self._allocate(budget, keys, decisions, targets, when, hold)
             except AutoscalerError as err:
                 log_event(log, "guard_failed", f"{env}: {err}", logging.ERROR, environment=env)
                 continue
@@ -917,13 +931,22 @@ class Controller:
                 # can push past the allocation. One that does not bind leaves maxReplicas
                 # alone: tracking every allocation would rewrite the HPA each tick and cut
                 # through its scale-down stabilisation.
-                binds = alloc.binding_constraint == "budget"
+                held = key in hold and alloc.replicas < d.replicas
+                binds = alloc.binding_constraint == "budget" or held
                 ceiling = (
                     alloc.replicas
                     if spec.mode == "hard" and binds
                     else self.workloads[key].spec.max_replicas
                 )
-                if alloc.binding_constraint == "budget" and alloc.replicas < d.replicas:
+                if held:
+                    clamped.append(key)
+                    why = (
+                        f"held at the {hold[key]} replicas running: the target cannot be"
+                        " read, so its price per replica is unknown and the budget cannot"
+                        " pay for more; it is priced again once the target can be read"
+                    )
+                    d = d.clamped(alloc.replicas, "budget", f"{d.reason}; {why}")
+                elif alloc.binding_constraint == "budget" and alloc.replicas < d.replicas:
                     clamped.append(key)
                     d = d.clamped(alloc.replicas, "budget", f"{d.reason}; {alloc.reason}")
                 out[key] = (d, max(1, ceiling), alloc.hourly_cost, alloc.reason)
@@ -955,6 +978,7 @@ class Controller:
         decisions: Mapping[str, Decision],
         targets: Mapping[str, TargetInfo | None],
         when: datetime,
+        hold: Mapping[str, int] | None = None,
     ) -> tuple[AllocationRequest, AllocationResult]:
         spec = budget.spec
         ledger = self.ledgers.get(budget.name)
@@ -991,9 +1015,12 @@ class Controller:
                     priority=priority,
                     min_replicas=w.spec.min_replicas,
                     max_replicas=max(w.spec.max_replicas, d.replicas),
-                    # A fallback decision (never below current) is what the guard clamps.
-                    desired_replicas=d.replicas,
-                    requests=dict(target.requests) if target is not None else {},
+                    # A fallback decision (never below current) is what the guard clamps;
+                    # an unpriceable one (``hold``) asks for no more than what runs.
+                    desired_replicas=min(d.replicas, (hold or {}).get(key, d.replicas)),
+                    requests=dict(target.requests)
+                    if target is not None
+                    else dict(w.known_requests or {}),
                     forecast=forecast,
                 )
             )

@@ -282,6 +282,34 @@ def test_budget_clamps_by_priority_and_the_ledger_survives_restart(
     assert again >= spent
 
 
+def test_a_target_that_cannot_be_priced_is_held_under_a_budget(
+    prom: PrometheusServer, end: int, tmp_path: Path
+) -> None:
+    """A budgeted workload whose target was never readable has no price: it is held at
+    what runs (and says why) instead of being priced at $0 and escaping the budget. One
+    whose target was read once keeps that price when the target becomes unreadable."""
+    docs: list[dict[str, Any]] = [
+        pa_doc("shop", "web", capacityPerReplica=0.2),
+        pa_doc("shop", "api", capacityPerReplica=0.2),
+        deployment("shop", "web", 1, cpu="1"),
+        budget_doc("shop-prod", ["shop"], hourly=1000.0),
+    ]
+    ctl, cluster, _, clock = make_controller(prom, tmp_path, docs, end + 30)
+    report = ctl.reconcile().by_key()
+    web, api = report["shop/web"], report["shop/api"]  # shop/api has no Deployment
+    assert web.decision.replicas > 1  # the load wants more than the one running
+    assert api.decision.binding_constraint == "budget"
+    assert api.decision.replicas == 1  # minReplicas: nothing runs that we can see
+    assert "price per replica is unknown" in api.decision.reason
+    assert "unknown" not in web.decision.reason
+    # Read once, then unreadable: the last known requests still price it.
+    del cluster.targets[("shop", "web")]
+    clock.sleep(60)
+    web2 = ctl.reconcile().by_key()["shop/web"]
+    assert "unknown" not in web2.decision.reason
+    assert web2.hourly_cost == pytest.approx(web2.decision.replicas * REPLICA_PRICE, rel=0.02)
+
+
 def test_forecast_only_serves_nothing_and_records(
     prom: PrometheusServer, end: int, tmp_path: Path
 ) -> None:
