@@ -10,7 +10,8 @@ versus the oracle, cost versus the HPA at equal tau_U, and the share of the
 HPA-to-oracle gap closed: the same scoring as ``autoscaler simulate --json``.
 
     .venv/bin/python benchmarks/predictive_vs_hpa.py [--days 14] [--traces DIR ...]
-        [--unseen] [--peak 40] [--workers 2] [--json OUT.json] [--reports DIR]
+        [--offset-days 0] [--unseen] [--peak 40] [--workers 2] [--json OUT.json]
+        [--reports DIR]
 
 ``--unseen`` adds the held-out traces of ``benchmarks/unseen_traces.py`` (generated
 into out/unseen first). Long traces are cut to their first ``--days`` days so that a
@@ -27,6 +28,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -35,10 +38,21 @@ FRONTIER = [10, 20, 30, 40, 50, 60, 70, 80, 90]
 
 
 def run_one(
-    trace: str, days: float, peak: int, observe: float, reports: Path | None = None
+    trace: str,
+    days: float,
+    peak: int,
+    observe: float,
+    reports: Path | None = None,
+    offset_days: float = 0.0,
 ) -> dict[str, Any]:
+    from models.traces import load_trace
     from simulations import report
     from simulations.scenario import prepare, scenario_from_dict, simulate
+
+    period: dict[str, Any] = {"days": days}
+    if offset_days > 0:
+        first = load_trace(trace).series.index[0]
+        period["start"] = (first + pd.Timedelta(days=offset_days)).isoformat()
 
     data = {
         "name": Path(trace).stem,
@@ -54,7 +68,7 @@ def run_one(
             },
         },
         "trace": str(trace),
-        "period": {"days": days},
+        "period": period,
         "scale_to_peak_replicas": peak,
         "slo_utilization": 0.85,
         "policies": ["hpa-cpu", "predictive", "oracle"],
@@ -77,6 +91,12 @@ def run_one(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--days", type=float, default=14.0)
+    ap.add_argument(
+        "--offset-days",
+        type=float,
+        default=0.0,
+        help="start this many days into each trace (a later window than the first)",
+    )
     ap.add_argument("--peak", type=int, default=40)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument(
@@ -109,7 +129,15 @@ def main() -> None:
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = {
-            str(t): pool.submit(run_one, str(t), args.days, args.peak, args.observe, args.reports)
+            str(t): pool.submit(
+                run_one,
+                str(t),
+                args.days,
+                args.peak,
+                args.observe,
+                args.reports,
+                args.offset_days,
+            )
             for t in traces
         }
         results = {name: f.result() for name, f in futures.items()}
@@ -118,7 +146,10 @@ def main() -> None:
         f"{'trace':34} {'policy':14} {'tau_U %':>8} {'theta_U %':>9} {'x oracle':>8} "
         f"{'x HPA@tauU':>10} {'gap closed':>10}"
     )
-    print(f"days={args.days:g} peak={args.peak} observe={args.observe:g}s wall={wall:.0f}s")
+    print(
+        f"days={args.days:g} offset={args.offset_days:g} peak={args.peak} "
+        f"observe={args.observe:g}s wall={wall:.0f}s"
+    )
     print(header)
     rows: dict[str, Any] = {}
     for name, res in results.items():
