@@ -906,7 +906,7 @@ class Controller:
                     w = self.workloads[key]
                     hold[key] = max(decisions[key].current_replicas, w.spec.min_replicas)
             try:
-                request, result = self._allocate(budget, keys, decisions, targets, when, hold)
+                request, result = self._allocate(budget, keys, decisions, when, hold)
             except AutoscalerError as err:
                 log_event(log, "guard_failed", f"{env}: {err}", logging.ERROR, environment=env)
                 continue
@@ -976,10 +976,14 @@ class Controller:
         budget: Budget,
         keys: list[str],
         decisions: Mapping[str, Decision],
-        targets: Mapping[str, TargetInfo | None],
         when: datetime,
-        hold: Mapping[str, int] | None = None,
+        hold: Mapping[str, int],
     ) -> tuple[AllocationRequest, AllocationResult]:
+        """The allocation request for one environment, and its result.
+
+        Prices come from ``Workload.known_requests`` (refreshed by ``_guard`` from the
+        targets read this tick); ``hold`` caps what unpriceable workloads may ask for.
+        """
         spec = budget.spec
         ledger = self.ledgers.get(budget.name)
         spent = (
@@ -989,7 +993,6 @@ class Controller:
         for key in keys:
             w = self.workloads[key]
             d = decisions[key]
-            target = targets.get(key)
             tiered = any(
                 w.pa.metadata.namespace in t.namespaces or key in t.workloads
                 for t in spec.priority_tiers
@@ -1017,10 +1020,8 @@ class Controller:
                     max_replicas=max(w.spec.max_replicas, d.replicas),
                     # A fallback decision (never below current) is what the guard clamps;
                     # an unpriceable one (``hold``) asks for no more than what runs.
-                    desired_replicas=min(d.replicas, (hold or {}).get(key, d.replicas)),
-                    requests=dict(target.requests)
-                    if target is not None
-                    else dict(w.known_requests or {}),
+                    desired_replicas=min(d.replicas, hold.get(key, d.replicas)),
+                    requests=dict(w.known_requests or {}),
                     forecast=forecast,
                 )
             )
