@@ -37,17 +37,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 FRONTIER = [10, 20, 30, 40, 50, 60, 70, 80, 90]
 
 
-def run_one(
-    trace: str,
-    days: float,
-    peak: int,
-    observe: float,
-    reports: Path | None = None,
-    offset_days: float = 0.0,
+def scenario_data(
+    trace: str, days: float, peak: int, observe: float, offset_days: float = 0.0
 ) -> dict[str, Any]:
+    """The scenario of issue 4's setting for one trace (shared with other benchmarks)."""
     from models.traces import load_trace
-    from simulations import report
-    from simulations.scenario import prepare, scenario_from_dict, simulate
 
     period: dict[str, Any] = {"days": days}
     if offset_days > 0:
@@ -76,6 +70,21 @@ def run_one(
     }
     if observe > 0:
         data["observe_seconds"] = observe
+    return data
+
+
+def run_one(
+    trace: str,
+    days: float,
+    peak: int,
+    observe: float,
+    reports: Path | None = None,
+    offset_days: float = 0.0,
+) -> dict[str, Any]:
+    from simulations import report
+    from simulations.scenario import prepare, scenario_from_dict, simulate
+
+    data = scenario_data(trace, days, peak, observe, offset_days)
     t0 = time.perf_counter()
     scenario = scenario_from_dict(data, trace)
     result = simulate(prepare(scenario), frontier=True, workers=1)

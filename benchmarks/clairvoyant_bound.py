@@ -1,0 +1,181 @@
+"""How much of issue 4's gap could a perfect forecaster of the *level* close?
+
+A bound, not a policy: the same decision path (``decide``: priced cover, adaptive
+price, reactive floor, ``served_value``, the emulated HPA) run with a forecaster that
+cheats. At each origin it knows the true smooth rate around the samples it forecasts,
+estimated from the trace itself on both sides of them (a centred mean over ``--window``
+samples that leaves the forecast samples out, so it knows the level but not their
+noise), and the spread of the peak around that level, calibrated on the whole trace
+(``(peak - level) / sqrt(level)``, Poisson-like). A reference point, not a proof: a
+causal forecaster cannot know the level in advance, but it could know more than this
+one does about the spread (this one uses one spread for the whole trace, not one per
+regime). Where even this policy closes little of the gap, what is left is mostly
+noise from sample to sample, which the oracle sees and nobody can forecast. The
+smaller ``--window``, the more the level knows about the samples next to the ones it
+forecasts (5 is a strong peek). Same setting and scoring as
+``benchmarks/predictive_vs_hpa.py`` (issue 4), with ``predictive`` at its defaults in
+the same run as the baseline.
+
+    .venv/bin/python benchmarks/clairvoyant_bound.py [--traces CSV ...] [--unseen]
+        [--window 15] [--days 14] [--peak 40] [--workers 2] [--json OUT.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from models.base import Forecast  # noqa: E402
+from models.common import check_levels, future_peaks, make_forecast  # noqa: E402
+
+
+class ClairvoyantLevel:
+    """Knows the whole series; forecasts the peak of the next ``h`` samples from the
+    true level around them (non-causal) and a spread calibrated on the whole series."""
+
+    name = "clairvoyant-level"
+
+    def __init__(self, series: pd.Series, window: int) -> None:
+        self.y = np.maximum(np.nan_to_num(series.to_numpy(dtype=float)), 0.0)
+        self.stamps = pd.DatetimeIndex(series.index).as_unit("ns").asi8
+        self.window = max(2, window)
+        self.pos: int | None = None
+        self._by_h: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._zq: dict[tuple[int, float], float] = {}
+
+    def fit(self, y: pd.Series) -> Self:
+        self.pos = None
+        return self.update(y)
+
+    def update(self, y_new: pd.Series) -> Self:
+        if len(y_new):
+            last = pd.DatetimeIndex(y_new.index)[-1:].as_unit("ns").asi8[0]
+            self.pos = int(np.searchsorted(self.stamps, last, side="right")) - 1
+        return self
+
+    def _level(self, h: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per origin: the level around samples t+1..t+h (those left out), and the
+        standardised peak ``(peak - level) / sqrt(level)`` (NaN where undefined)."""
+        if h not in self._by_h:
+            y = self.y
+            n = y.size
+            c = np.concatenate([[0.0], np.cumsum(y)])
+            t = np.arange(n)
+            half = self.window // 2
+            lo = np.clip(t + 1 - half, 0, n)
+            hi = np.clip(t + h + 1 + half, 0, n)
+            a, b = np.clip(t + 1, 0, n), np.clip(t + h + 1, 0, n)
+            total = (c[hi] - c[lo]) - (c[b] - c[a])
+            count = (hi - lo) - (b - a)
+            level = np.where(count > 0, total / np.maximum(count, 1), y)
+            peaks = np.full(n, np.nan)
+            fp = future_peaks(y, h)
+            peaks[: fp.size] = fp
+            z = (peaks - level) / np.sqrt(np.maximum(level, 1e-9))
+            self._by_h[h] = (level, z)
+        return self._by_h[h]
+
+    def predict(self, horizon: int, quantiles: Sequence[float]) -> Forecast:
+        levels = check_levels(quantiles)
+        if self.pos is None:
+            return make_forecast(horizon, 0.0, dict.fromkeys(levels, 0.0), self.name)
+        level, z = self._level(horizon)
+        for q in levels:
+            if (horizon, q) not in self._zq:
+                self._zq[horizon, q] = float(np.quantile(z[np.isfinite(z)], q))
+        lv = float(level[self.pos])
+        root = math.sqrt(max(lv, 0.0))
+        values = {q: max(lv + root * self._zq[horizon, q], 0.0) for q in levels}
+        return make_forecast(horizon, values.get(0.5, lv), values, self.name)
+
+
+def run_one(trace: str, days: float, peak: int, window: int) -> dict[str, Any]:
+    from predictive_vs_hpa import scenario_data
+
+    import models.registry as registry
+    from simulations import report
+    from simulations.policies import Predictive, PredictiveSettings
+    from simulations.scenario import prepare, run_policy, scenario_from_dict, simulate
+
+    t0 = time.perf_counter()
+    prepared = prepare(scenario_from_dict(scenario_data(trace, days, peak, 0.0), trace))
+    observed = prepared.demand.observed
+    registry.FORECASTERS["clairvoyant-level"] = lambda: ClairvoyantLevel(observed, window)
+    result = simulate(prepared, frontier=True, workers=1)
+    cheat = Predictive(PredictiveSettings(model="clairvoyant-level"), name="clairvoyant-level")
+    result.timelines[cheat.name] = run_policy(prepared, cheat)
+    out = report.to_json(report.score(result))
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--traces", nargs="*", default=None, help="trace CSVs (default: bundled)")
+    ap.add_argument("--unseen", action="store_true", help="add the held-out traces")
+    ap.add_argument("--window", type=int, default=15, help="samples in the centred level")
+    ap.add_argument("--days", type=float, default=14.0)
+    ap.add_argument("--peak", type=int, default=40)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    traces = (
+        [Path(t) for t in args.traces]
+        if args.traces
+        else sorted((ROOT / "simulations" / "traces").glob("*.csv"))
+    )
+    if args.unseen:
+        from unseen_traces import generate
+
+        traces += generate(ROOT / "out" / "unseen", seed=0)
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        futures = {
+            str(t): pool.submit(run_one, str(t), args.days, args.peak, args.window) for t in traces
+        }
+        results = {name: f.result() for name, f in futures.items()}
+    print(
+        f"window={args.window} samples, days={args.days:g}, peak={args.peak}, "
+        f"wall={time.perf_counter() - t0:.0f}s"
+    )
+    print(f"{'trace':34} {'policy':18} {'tau_U %':>8} {'x oracle':>8} {'gap closed':>10}")
+    rows: dict[str, Any] = {}
+    for name, res in results.items():
+        trace = Path(name).stem
+        pol = res["policies"]
+        oracle_cost = pol["oracle"]["cost_usd"]
+        rows[trace] = {}
+        for label in ("predictive", "clairvoyant-level"):
+            s = pol[label]
+            gap = s.get("gap_closed")
+            x_oracle = s["cost_usd"] / oracle_cost if oracle_cost else float("nan")
+            print(
+                f"{trace:34} {label:18} {s['tau_u_pct']:8.2f} {x_oracle:8.2f} "
+                f"{'' if gap is None else f'{gap:10.2f}':>10}"
+            )
+            rows[trace][label] = {
+                "tau_u_pct": s["tau_u_pct"],
+                "cost_vs_oracle": x_oracle,
+                "gap_closed": gap,
+            }
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
