@@ -53,6 +53,7 @@ class ClairvoyantLevel:
         self.y = np.maximum(np.nan_to_num(series.to_numpy(dtype=float)), 0.0)
         self.stamps = pd.DatetimeIndex(series.index).as_unit("ns").asi8
         self.window = max(2, window)
+        self.name = f"clairvoyant-level-w{self.window} (non-causal)"
         self.pos: int | None = None
         self._by_h: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._zq: dict[tuple[int, float], float] = {}

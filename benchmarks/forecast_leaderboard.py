@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
 from models.backtest import BacktestConfig, compare, default_config, run_backtest
+from models.base import Forecaster
 from models.common import horizon_steps
 from models.registry import FORECASTERS
 from models.traces import bundled_traces, load_trace
@@ -53,6 +55,12 @@ def synthetic() -> dict[str, tuple[pd.Series, int]]:
     return out
 
 
+def _clairvoyant(y: pd.Series, window: int) -> Callable[[], Forecaster]:
+    from clairvoyant_bound import ClairvoyantLevel
+
+    return lambda: ClairvoyantLevel(y, window)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--every", type=int, default=5, help="predict at every N-th origin")
@@ -63,6 +71,12 @@ def main() -> None:
     ap.add_argument("--resample", type=int, default=1, help="sum every N rows first")
     ap.add_argument("--synthetic", action="store_true", help="add seeded synthetic series")
     ap.add_argument("--no-bundled", action="store_true", help="skip the bundled traces")
+    ap.add_argument(
+        "--clairvoyant",
+        default="",
+        help="also run the NON-CAUSAL reference of benchmarks/clairvoyant_bound.py (it knows "
+        "the level around the forecast samples) with these centred windows, e.g. 5,15,61",
+    )
     ap.add_argument(
         "--refit-days",
         type=float,
@@ -96,6 +110,8 @@ def main() -> None:
             refit = max(24, round(args.refit_days * 86400 / step))
             cfg = BacktestConfig(cfg.horizon, cfg.quantiles, cfg.initial, refit, cfg.every)
             results = [run_backtest(y, m, cfg) for m in models]
+            for w in [int(x) for x in args.clairvoyant.split(",") if x]:
+                results.append(run_backtest(y, _clairvoyant(y, w), cfg))
             table = compare(results)
             key = f"{name} @ {seconds:g}s"
             out[key] = table
