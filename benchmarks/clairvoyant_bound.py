@@ -125,6 +125,8 @@ def run_one(trace: str, days: float, peak: int, window: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    from predictive_vs_hpa import trace_list
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--traces", nargs="*", default=None, help="trace CSVs (default: bundled)")
     ap.add_argument("--unseen", action="store_true", help="add the held-out traces")
@@ -134,15 +136,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    traces = (
-        [Path(t) for t in args.traces]
-        if args.traces
-        else sorted((ROOT / "simulations" / "traces").glob("*.csv"))
-    )
-    if args.unseen:
-        from unseen_traces import generate
-
-        traces += generate(ROOT / "out" / "unseen", seed=0)
+    traces = trace_list(args.traces, args.unseen)
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = {

@@ -73,6 +73,20 @@ def scenario_data(
     return data
 
 
+def trace_list(given: list[str] | None, unseen: bool) -> list[Path]:
+    """The traces given (default: the bundled ones), plus the held-out ones if asked."""
+    traces = (
+        [Path(t) for t in given]
+        if given
+        else sorted((ROOT / "simulations" / "traces").glob("*.csv"))
+    )
+    if unseen:
+        from unseen_traces import generate
+
+        traces += generate(ROOT / "out" / "unseen", seed=0)
+    return traces
+
+
 def run_one(
     trace: str,
     days: float,
@@ -126,15 +140,7 @@ def main() -> None:
         help="write each trace's HTML report and its where-prediction-beat-reaction PNG here",
     )
     args = ap.parse_args()
-    traces = (
-        [Path(t) for t in args.traces]
-        if args.traces
-        else sorted((ROOT / "simulations" / "traces").glob("*.csv"))
-    )
-    if args.unseen:
-        from unseen_traces import generate
-
-        traces += generate(ROOT / "out" / "unseen", seed=0)
+    traces = trace_list(args.traces, args.unseen)
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = {
