@@ -130,7 +130,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--traces", nargs="*", default=None, help="trace CSVs (default: bundled)")
     ap.add_argument("--unseen", action="store_true", help="add the held-out traces")
-    ap.add_argument("--window", type=int, default=15, help="samples in the centred level")
+    ap.add_argument(
+        "--window",
+        type=int,
+        default=15,
+        help="the level is the mean of window // 2 samples on each side of the forecast ones",
+    )
     ap.add_argument("--days", type=float, default=14.0)
     ap.add_argument("--peak", type=int, default=40)
     ap.add_argument("--workers", type=int, default=2)
