@@ -30,6 +30,11 @@ class InputError(AutoscalerError):
             text += f" ({fix})"
         super().__init__(text)
 
+    def __reduce__(self) -> tuple[type[InputError], tuple[str, str, str]]:
+        # Pickled by its three parts, so that it survives a worker process: the
+        # default (the message alone) cannot rebuild it, and the pool then breaks.
+        return (type(self), (self.where, self.problem, self.fix))
+
 
 class NotFittedError(AutoscalerError):
     """``predict`` was called on a forecaster before ``fit``."""
