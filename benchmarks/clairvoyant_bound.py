@@ -125,7 +125,7 @@ def run_one(trace: str, days: float, peak: int, window: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    from predictive_vs_hpa import trace_list
+    from predictive_vs_hpa import gather, trace_list
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--traces", nargs="*", default=None, help="trace CSVs (default: bundled)")
@@ -141,13 +141,15 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    if args.window < 2:
+        ap.error(f"--window {args.window}: the level needs at least 2 samples (e.g. 15)")
     traces = trace_list(args.traces, args.unseen)
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = {
             str(t): pool.submit(run_one, str(t), args.days, args.peak, args.window) for t in traces
         }
-        results = {name: f.result() for name, f in futures.items()}
+        results = gather(futures)
     print(
         f"window={args.window} samples, days={args.days:g}, peak={args.peak}, "
         f"wall={time.perf_counter() - t0:.0f}s"

@@ -61,6 +61,17 @@ def _clairvoyant(y: pd.Series, window: int) -> Callable[[], Forecaster]:
     return lambda: ClairvoyantLevel(y, window)
 
 
+def _windows(text: str) -> list[int]:
+    """``--clairvoyant``: a comma-separated list of whole numbers of samples, each >= 2."""
+    try:
+        out = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use whole numbers, e.g. 5,15,61") from None
+    if any(w < 2 for w in out):
+        raise argparse.ArgumentTypeError(f"{text!r}: each window needs at least 2 samples")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--every", type=int, default=5, help="predict at every N-th origin")
@@ -73,7 +84,8 @@ def main() -> None:
     ap.add_argument("--no-bundled", action="store_true", help="skip the bundled traces")
     ap.add_argument(
         "--clairvoyant",
-        default="",
+        type=_windows,
+        default=[],
         help="also run the NON-CAUSAL reference of benchmarks/clairvoyant_bound.py (it knows "
         "the level around the forecast samples) with these centred windows, e.g. 5,15,61",
     )
@@ -110,7 +122,7 @@ def main() -> None:
             refit = max(24, round(args.refit_days * 86400 / step))
             cfg = BacktestConfig(cfg.horizon, cfg.quantiles, cfg.initial, refit, cfg.every)
             results = [run_backtest(y, m, cfg) for m in models]
-            for w in [int(x) for x in args.clairvoyant.split(",") if x]:
+            for w in args.clairvoyant:
                 results.append(run_backtest(y, _clairvoyant(y, w), cfg))
             table = compare(results)
             key = f"{name} @ {seconds:g}s"

@@ -24,7 +24,7 @@ import argparse
 import json
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,18 @@ def trace_list(given: list[str] | None, unseen: bool) -> list[Path]:
 
         traces += generate(ROOT / "out" / "unseen", seed=0)
     return traces
+
+
+def gather(futures: dict[str, Future[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Every run's result; bad input (a trace that will not load) ends the script with
+    its one-line message and exit status 2, as the CLI does, not a traceback."""
+    from models.errors import InputError
+
+    try:
+        return {name: f.result() for name, f in futures.items()}
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def run_one(
@@ -155,7 +167,7 @@ def main() -> None:
             )
             for t in traces
         }
-        results = {name: f.result() for name, f in futures.items()}
+        results = gather(futures)
     wall = time.perf_counter() - t0
     header = (
         f"{'trace':34} {'policy':14} {'tau_U %':>8} {'theta_U %':>9} {'x oracle':>8} "
