@@ -110,15 +110,14 @@ def run_one(trace: str, days: float, peak: int, window: int) -> dict[str, Any]:
     import models.registry as registry
     from simulations import report
     from simulations.policies import Predictive, PredictiveSettings
-    from simulations.scenario import prepare, run_policy, scenario_from_dict, simulate
+    from simulations.scenario import prepare, scenario_from_dict, simulate
 
     t0 = time.perf_counter()
     prepared = prepare(scenario_from_dict(scenario_data(trace, days, peak, 0.0), trace))
     observed = prepared.demand.observed
     registry.FORECASTERS["clairvoyant-level"] = lambda: ClairvoyantLevel(observed, window)
-    result = simulate(prepared, frontier=True, workers=1)
     cheat = Predictive(PredictiveSettings(model="clairvoyant-level"), name="clairvoyant-level")
-    result.timelines[cheat.name] = run_policy(prepared, cheat)
+    result = simulate(prepared, frontier=True, workers=1, extra_policies=[cheat])
     out = report.to_json(report.score(result))
     out["seconds"] = time.perf_counter() - t0
     return out

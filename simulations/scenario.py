@@ -13,7 +13,7 @@ Callers: ``autoscaler.cli.simulate``, ``simulations.sweep``, benchmarks, tests.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from models.errors import InputError
 from models.traces import Trace, bundled_traces_dir, load_trace
 from policies.budget import BudgetRequest
+from simulations import scoring
 from simulations.engine import SYNC_SECONDS, Demand, Timeline, demand_from_rate
 from simulations.policies import (
     POLICIES,
@@ -94,6 +95,9 @@ class Scenario(BaseModel):
     predictive: PredictiveConfig = PredictiveConfig()
     #: hpa-cpu targets (%) for the frontier; empty to skip it.
     frontier_targets: list[int] = Field(default_factory=lambda: list(DEFAULT_FRONTIER_TARGETS))
+    #: also run every integer target between the two frontier targets that bracket each
+    #: policy's tau_U, so the HPA's cost there is read off real runs, not a chord.
+    frontier_refine: bool = True
     #: a budget for the cost guard (``policies.budget.BudgetRequest``, camelCase:
     #: hourlyLimit, monthlyLimit, spentThisMonth, pacing, mode); applied to ``predictive``.
     budget: BudgetRequest | None = None
@@ -273,16 +277,19 @@ def simulate(
     progress: Callable[[str, int, int], None] | None = None,
     frontier: bool = True,
     workers: int = 1,
+    extra_policies: Sequence[Policy] = (),
 ) -> Result:
     """Run every policy (and the hpa-cpu frontier targets unless ``frontier`` is False).
 
-    With ``workers > 1`` the runs are spread over that many processes (each run is
+    ``extra_policies`` are run (and compared with the frontier) as if the scenario
+    listed them; benchmarks pass policies no scenario file can name. With
+    ``workers > 1`` the runs are spread over that many processes (each run is
     independent; results are identical to a serial run). Progress is then reported per
     finished run rather than per tick.
     """
     from simulations.policies import HpaCpu
 
-    jobs: list[Policy] = build_policies(prepared.scenario)
+    jobs: list[Policy] = [*build_policies(prepared.scenario), *extra_policies]
     n_main = len(jobs)
     names = {p.name for p in jobs}
     targets: dict[int, str] = {}
@@ -293,6 +300,42 @@ def simulate(
             if name not in names:
                 jobs.append(HpaCpu(target, name=name))
                 names.add(name)
+    done = _run_jobs(prepared, jobs, workers, progress)
+    timelines = {p.name: done[p.name] for p in jobs[:n_main]}
+    runs = {target: done[name] for target, name in targets.items()}
+    if frontier and prepared.scenario.frontier_refine and len(runs) >= 2:
+        # The frontier between two coarse targets is not the chord: add the integer
+        # targets between the sweep points that bracket each policy's tau_U.
+        sweep = {t: _tau_u_pct(prepared, tl) for t, tl in runs.items()}
+        main = {p.target_pct: p.name for p in jobs[:n_main] if isinstance(p, HpaCpu)}
+        # Not for the oracle (its gap closed is 1 by definition), nor for an hpa-cpu
+        # policy that is itself a sweep point (it is on the frontier already).
+        skip = {"oracle", *(name for t, name in main.items() if t in runs)}
+        taus = [_tau_u_pct(prepared, tl) for n, tl in timelines.items() if n not in skip]
+        wanted = scoring.refine_targets(sweep, taus)
+        runs.update({t: timelines[main[t]] for t in wanted if t in main})
+        more = [HpaCpu(t, name=f"hpa-cpu@{t}") for t in wanted if t not in main]
+        if more:
+            extra = _run_jobs(prepared, more, workers, progress)
+            runs.update({p.target_pct: extra[p.name] for p in more})
+    return Result(prepared, timelines, dict(sorted(runs.items())))
+
+
+def _tau_u_pct(prepared: Prepared, tl: Timeline) -> float:
+    """tau_U (%) of one timeline, as the report scores it."""
+    supply = scoring.supply_rps(
+        tl.ready, prepared.workload.capacity_rps, prepared.scenario.slo_utilization
+    )
+    return scoring.tau_u(tl.demand, supply, prepared.demand.tick_seconds)
+
+
+def _run_jobs(
+    prepared: Prepared,
+    jobs: Sequence[Policy],
+    workers: int,
+    progress: Callable[[str, int, int], None] | None,
+) -> dict[str, Timeline]:
+    """Run ``jobs`` (in ``workers`` processes if more than one); timelines by name."""
     n = len(prepared.demand)
     done: dict[str, Timeline] = {}
     if workers > 1 and len(jobs) > 1:
@@ -310,9 +353,7 @@ def simulate(
             done[policy.name] = run_policy(prepared, policy, cb)
             if progress is not None:
                 progress(policy.name, n, n)
-    timelines = {p.name: done[p.name] for p in jobs[:n_main]}
-    runs = {target: done[name] for target, name in targets.items()}
-    return Result(prepared, timelines, runs)
+    return done
 
 
 def _bind(progress: Callable[[str, int, int], None], name: str) -> Callable[[int], None]:

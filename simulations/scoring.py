@@ -30,7 +30,12 @@ Metrics", SPEC RG tech report 2016):
 
 The HPA frontier. Sweeping ``hpa-cpu`` targets gives points (tau_U, cost). Their lower
 envelope (Pareto: for each tau_U the cheapest run that under-provisions at most that
-much) is made monotone non-increasing in tau_U and read by linear interpolation. Outside
+much) is made monotone non-increasing in tau_U and read by linear interpolation. The
+frontier is convex where the HPA's tau_U climbs steeply with its target (between 70 and
+80 % on a smooth trace it goes from ~0.05 % to ~6 %), so a chord between coarse targets
+overstates the HPA's cost in between: ``refine_targets`` names the integer targets (the
+HPA's own resolution) between the two sweep points that bracket a policy's tau_U, and
+the simulator runs them too. Outside
 the sampled tau_U range the frontier is unknown: the default answer is NaN (say
 "outside the sweep"), ``outside="clamp"`` returns the nearest end point instead.
 """
@@ -55,6 +60,7 @@ __all__ = [
     "RunScore",
     "cost_at_tau_u",
     "cost_frontier",
+    "refine_targets",
     "demand_units",
     "elasticity_metrics",
     "gap_closed",
@@ -383,6 +389,30 @@ def cost_frontier(tau_u_points: Sequence[float], cost_points: Sequence[float]) -
         taus.append(t)
         costs.append(c)
     return Frontier(tuple(taus), tuple(costs), pts[-1][0])
+
+
+def refine_targets(sweep: dict[int, float], tau_u_values: Sequence[float]) -> list[int]:
+    """The integer hpa-cpu targets to add so the frontier is exact at each ``tau_u_values``.
+
+    ``sweep`` maps the targets run so far (%) to their tau_U (%). For every pair of
+    neighbouring targets whose tau_U values bracket a policy's tau_U (``lo <= tau <
+    hi``: at ``tau == hi`` the frontier is that run's own cost, and between two runs of
+    equal tau_U the dearer one is dominated anyway), every integer target strictly
+    between the two is returned (sorted, without the ones already run).
+    Linear interpolation between neighbouring *integer* targets is then as fine as the
+    HPA itself can be set (``averageUtilization`` is an integer percentage). A tau_U
+    outside the sweep's range, or NaN, needs nothing.
+    """
+    targets = sorted(sweep)
+    extra: set[int] = set()
+    for tau in tau_u_values:
+        if not math.isfinite(tau):
+            continue
+        for a, b in zip(targets, targets[1:], strict=False):
+            lo, hi = sorted((sweep[a], sweep[b]))
+            if lo <= tau < hi:
+                extra.update(range(a + 1, b))
+    return sorted(extra - set(targets))
 
 
 def cost_at_tau_u(

@@ -107,10 +107,58 @@ def run_sweep(
     workers: int = 2,
     scheduler: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    refine: bool = True,
 ) -> list[dict[str, Any]]:
-    """Run every job; rows come back in job order whatever the engine."""
+    """Run every job; rows come back in job order whatever the engine.
+
+    With ``refine`` (the default), a second round then runs, per workload, every integer
+    hpa-cpu target between the two swept targets whose tau_U bracket a predictive row's
+    (``scoring.refine_targets``): the HPA's cost at that tau_U is then read off real
+    runs, not a chord that overstates it. Those rows follow the others.
+    """
     if workers < 1:
         raise InputError("--workers", f"{workers} workers", "use 1 or more")
+    rows = _run_rows(jobs, engine, workers, scheduler, progress)
+    if refine:
+        extra = refine_jobs(jobs, rows)
+        if extra:
+            rows += _run_rows(extra, engine, workers, scheduler, progress)
+    _compare(rows)
+    return rows
+
+
+def refine_jobs(jobs: Sequence[Job], rows: Sequence[dict[str, Any]]) -> list[Job]:
+    """The hpa-cpu runs that make each workload's frontier exact at its rows' tau_U."""
+    from simulations.scoring import refine_targets
+
+    extra: list[Job] = []
+    for wl in dict.fromkeys(j.workload for j in jobs):
+        idx = [i for i, j in enumerate(jobs) if j.workload == wl]
+        sweep: dict[int, float] = {}
+        for i in idx:
+            kind, _, arg = jobs[i].policy.partition("@")
+            if kind == "hpa-cpu" and jobs[i].budget is None and arg.isdigit():
+                sweep[int(arg)] = float(rows[i]["tau_u_pct"])
+        taus = [
+            float(rows[i]["tau_u_pct"])
+            for i in idx
+            if rows[i]["tau_u_pct"] is not None and jobs[i].policy.startswith("predictive")
+        ]
+        base = next((jobs[i] for i in idx if jobs[i].budget is None), None)
+        if base is None or len(sweep) < 2:
+            continue
+        for t in refine_targets(sweep, taus):
+            extra.append(Job(base.scenario, base.base, f"hpa-cpu@{t}", wl, None))
+    return extra
+
+
+def _run_rows(
+    jobs: Sequence[Job],
+    engine: Engine,
+    workers: int,
+    scheduler: str | None,
+    progress: Callable[[int, int], None] | None,
+) -> list[dict[str, Any]]:
     total = len(jobs)
     rows: list[dict[str, Any]]
     if engine == "serial" or total <= 1:
@@ -130,7 +178,6 @@ def run_sweep(
         rows = _run_dask(jobs, workers, scheduler, progress)
     else:
         raise InputError("--engine", f"unknown engine {engine!r}", "use processes, dask or serial")
-    _compare(rows)
     return rows
 
 

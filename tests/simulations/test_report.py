@@ -33,6 +33,7 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> ScoredResult:
             "scale_to_peak_replicas": 20,
             "policies": ["hpa-cpu", "static", "oracle"],
             "frontier_targets": [50, 70, 90],
+            "frontier_refine": False,
         },
         "test",
     )
@@ -114,3 +115,26 @@ def test_parallel_runs_give_the_serial_result(scored: ScoredResult) -> None:
     assert sorted(parallel.frontier) == sorted(scored.result.frontier)
     for target, tl in scored.result.frontier.items():
         assert np.array_equal(tl.alive, parallel.frontier[target].alive)
+
+
+def test_refined_frontier_puts_an_hpa_on_it_where_the_chord_would_not(tmp_path: Path) -> None:
+    # The HPA at 65 % scored against a sweep of 50 and 80 % only: the chord between them
+    # lies above the (convex) frontier, so an HPA run looks as if it closed part of its
+    # own gap. With the integer targets in between run as well, it sits on the frontier.
+    path = write_trace(tmp_path / "t.csv", noisy_daily(0.25, seed=21))
+    data = {
+        "trace": str(path),
+        "workload": "jdk-workspace",
+        "scale_to_peak_replicas": 20,
+        "policies": ["hpa-cpu@65", "oracle"],
+        "frontier_targets": [50, 80],
+    }
+    coarse = score(simulate(prepare(scenario_from_dict({**data, "frontier_refine": False}, "t"))))
+    assert sorted(coarse.frontier) == [50, 80]
+    assert coarse.scores["hpa-cpu@65"].gap_closed is not None
+    assert coarse.scores["hpa-cpu@65"].gap_closed > 0.01
+    fine = score(simulate(prepare(scenario_from_dict(data, "t")), workers=2))
+    assert sorted(fine.frontier) == list(range(50, 81))
+    # Target 65 is the policy's own run, reused rather than run twice.
+    assert fine.frontier[65].cost_usd == fine.scores["hpa-cpu@65"].cost_usd
+    assert fine.scores["hpa-cpu@65"].gap_closed == pytest.approx(0.0, abs=1e-9)

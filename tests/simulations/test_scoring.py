@@ -19,6 +19,7 @@ from simulations.scoring import (
     instability,
     jitter,
     latency_percentiles,
+    refine_targets,
     replica_hours,
     score_run,
     slo_violation_minutes,
@@ -119,6 +120,22 @@ def test_frontier_drops_dominated_points_and_interpolates() -> None:
     assert flat.tau_u == (0.0,)
     assert cost_at_tau_u(flat, 4.0) == pytest.approx(5.0)
     assert math.isnan(cost_at_tau_u(flat, 10.5))
+
+
+def test_refine_targets_fills_in_the_bracket_of_each_tau_u() -> None:
+    sweep = {50: 0.0, 60: 0.0, 70: 0.07, 80: 6.2, 90: 44.0}
+    # 0.5 % lies between 70 and 80: every integer target in between.
+    assert refine_targets(sweep, [0.5]) == list(range(71, 80))
+    # 0 lies on the flat part: only the pair where tau_U starts to rise (60-70) matters,
+    # since between two runs of equal tau_U the dearer one is dominated.
+    assert refine_targets(sweep, [0.0]) == list(range(61, 70))
+    # Exactly at a run's tau_U above it: that run is the frontier there.
+    assert refine_targets(sweep, [6.2]) == list(range(81, 90))
+    # Outside the sweep, NaN, or already fine: nothing to add.
+    assert refine_targets(sweep, [50.0, math.nan]) == []
+    assert refine_targets({70: 0.1, 71: 0.3}, [0.2]) == []
+    # Several policies, overlapping brackets, no duplicates, sorted.
+    assert refine_targets(sweep, [0.5, 1.0, 0.01]) == list(range(61, 70)) + list(range(71, 80))
 
 
 def test_gap_closed() -> None:

@@ -55,7 +55,7 @@ def test_process_pool_matches_serial(tmp_path: Path) -> None:
     assert _key(serial) == _key(parallel)
     oracle = next(r for r in serial if r["policy"] == "oracle")
     assert oracle["cost_vs_oracle"] == pytest.approx(1.0)
-    budgeted = serial[-1]
+    budgeted = next(r for r in serial if r["budget_hourly"] is not None)
     unbudgeted = serial[0]
     assert budgeted["cost_usd"] <= unbudgeted["cost_usd"]
     assert budgeted["budget_clamped_ticks"] > 0
@@ -84,3 +84,29 @@ def test_sweep_command_prints_rows(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "hpa-cpu@50" in result.output and "oracle" in result.output
     assert out.read_text().startswith("workload,budget_hourly,policy,")
+
+
+def test_refinement_runs_the_targets_around_each_predictive_tau_u(tmp_path: Path) -> None:
+    from simulations.sweep import refine_jobs
+
+    jobs = _jobs(tmp_path)
+    rows: list[dict[str, Any]] = [
+        {"tau_u_pct": 0.5},  # predictive@0.9
+        {"tau_u_pct": 0.0},  # hpa-cpu@50
+        {"tau_u_pct": 3.0},  # hpa-cpu@90
+        {"tau_u_pct": 0.0},  # oracle: not a reason to refine
+        {"tau_u_pct": 5.0},  # predictive@0.9 under the budget: beyond the sweep
+    ]
+    extra = refine_jobs(jobs, rows)
+    assert [j.policy for j in extra] == [f"hpa-cpu@{t}" for t in range(51, 90)]
+    assert all(j.budget is None and j.scenario == jobs[0].scenario for j in extra)
+    # A sweep of one target has no bracket; the real run appends its refinement rows.
+    assert refine_jobs(jobs[:2] + jobs[3:], rows[:2] + rows[3:]) == []
+    few = build_jobs(_base(tmp_path), None, [60, 80], [0.9], [], ["discord-bot"])
+    out = run_sweep(few, "serial")
+    assert [r["policy"] for r in out[: len(few)]] == [j.policy for j in few]
+    added = [r["policy"] for r in out[len(few) :]]
+    # On this trace the predictive tau_U (~2.6 %) lies between the HPA's at 60 and 80 %.
+    assert out[1]["tau_u_pct"] <= out[0]["tau_u_pct"] < out[2]["tau_u_pct"]
+    assert added == [f"hpa-cpu@{t}" for t in range(61, 80)]
+    assert _key(run_sweep(few, "serial", refine=False)) == _key(out[: len(few)])
