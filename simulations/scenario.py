@@ -308,9 +308,10 @@ def simulate(
         # targets between the sweep points that bracket each policy's tau_U.
         sweep = {t: _tau_u_pct(prepared, tl) for t, tl in runs.items()}
         main = {p.target_pct: p.name for p in jobs[:n_main] if isinstance(p, HpaCpu)}
-        # Not for the oracle (its gap closed is 1 by definition), nor for an hpa-cpu
-        # policy that is itself a sweep point (it is on the frontier already).
-        skip = {"oracle", *(name for t, name in main.items() if t in runs)}
+        # Not for an hpa-cpu policy that is itself a sweep point (it is on the frontier
+        # already). The oracle is refined too: its gap closed is 1 by definition, but
+        # its cost against the HPA at tau_U 0 is read off the same frontier.
+        skip = {name for t, name in main.items() if t in runs}
         taus = [_tau_u_pct(prepared, tl) for n, tl in timelines.items() if n not in skip]
         wanted = scoring.refine_targets(sweep, taus)
         runs.update({t: timelines[main[t]] for t in wanted if t in main})

@@ -112,9 +112,10 @@ def run_sweep(
     """Run every job; rows come back in job order whatever the engine.
 
     With ``refine`` (the default), a second round then runs, per workload, every integer
-    hpa-cpu target between the two swept targets whose tau_U bracket a predictive row's
-    (``scoring.refine_targets``): the HPA's cost at that tau_U is then read off real
-    runs, not a chord that overstates it. Those rows follow the others.
+    hpa-cpu target between the two swept targets whose tau_U bracket a predictive or
+    the oracle's row's (``scoring.refine_targets``): the HPA's cost at that tau_U is
+    then read off real runs, not a chord that overstates it. Those rows follow the
+    others.
     """
     if workers < 1:
         raise InputError("--workers", f"{workers} workers", "use 1 or more")
@@ -142,7 +143,8 @@ def refine_jobs(jobs: Sequence[Job], rows: Sequence[dict[str, Any]]) -> list[Job
         taus = [
             float(rows[i]["tau_u_pct"])
             for i in idx
-            if rows[i]["tau_u_pct"] is not None and jobs[i].policy.startswith("predictive")
+            if rows[i]["tau_u_pct"] is not None
+            and (jobs[i].policy.startswith("predictive") or jobs[i].policy == "oracle")
         ]
         base = next((jobs[i] for i in idx if jobs[i].budget is None), None)
         if base is None or len(sweep) < 2:

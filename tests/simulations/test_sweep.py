@@ -94,7 +94,7 @@ def test_refinement_runs_the_targets_around_each_predictive_tau_u(tmp_path: Path
         {"tau_u_pct": 0.5},  # predictive@0.9
         {"tau_u_pct": 0.0},  # hpa-cpu@50
         {"tau_u_pct": 3.0},  # hpa-cpu@90
-        {"tau_u_pct": 0.0},  # oracle: not a reason to refine
+        {"tau_u_pct": 0.0},  # oracle: the same bracket
         {"tau_u_pct": 5.0},  # predictive@0.9 under the budget: beyond the sweep
     ]
     extra = refine_jobs(jobs, rows)
