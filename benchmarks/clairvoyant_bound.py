@@ -124,21 +124,16 @@ def run_one(trace: str, days: float, peak: int, window: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    from predictive_vs_hpa import gather, trace_list
+    from predictive_vs_hpa import add_run_args, gather, trace_list
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--traces", nargs="*", default=None, help="trace CSVs (default: bundled)")
-    ap.add_argument("--unseen", action="store_true", help="add the held-out traces")
+    add_run_args(ap)
     ap.add_argument(
         "--window",
         type=int,
         default=15,
         help="the level is the mean of window // 2 samples on each side of the forecast ones",
     )
-    ap.add_argument("--days", type=float, default=14.0)
-    ap.add_argument("--peak", type=int, default=40)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     if args.window < 2:
         ap.error(f"--window {args.window}: the level needs at least 2 samples (e.g. 15)")

@@ -123,17 +123,25 @@ def run_one(
     return out
 
 
+def add_run_args(ap: argparse.ArgumentParser) -> None:
+    """The options every issue-4 run script shares: which traces, which window, how."""
+    ap.add_argument("--traces", nargs="*", default=None, help="trace CSVs (default: bundled)")
+    ap.add_argument("--unseen", action="store_true", help="add the held-out traces")
+    ap.add_argument("--days", type=float, default=14.0)
+    ap.add_argument("--peak", type=int, default=40)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--json", type=Path, default=None)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--days", type=float, default=14.0)
+    add_run_args(ap)
     ap.add_argument(
         "--offset-days",
         type=float,
         default=0.0,
         help="start this many days into each trace (a later window than the first)",
     )
-    ap.add_argument("--peak", type=int, default=40)
-    ap.add_argument("--workers", type=int, default=2)
     ap.add_argument(
         "--observe",
         type=float,
@@ -142,9 +150,6 @@ def main() -> None:
         "the trace's own resolution, each interval visible from its start as the stock "
         "HPA's CPU metric shows it",
     )
-    ap.add_argument("--unseen", action="store_true", help="add the held-out traces")
-    ap.add_argument("--traces", nargs="*", default=None, help="trace CSVs (default: bundled)")
-    ap.add_argument("--json", type=Path, default=None)
     ap.add_argument(
         "--reports",
         type=Path,
