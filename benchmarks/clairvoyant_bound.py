@@ -6,18 +6,21 @@ cheats. At each origin it knows the true smooth rate around the samples it forec
 estimated from the trace itself on both sides of them (a centred mean over ``--window``
 samples that leaves the forecast samples out, so it knows the level but not their
 noise), and the spread of the peak around that level, calibrated on the whole trace
-(``(peak - level) / sqrt(level)``, Poisson-like). A reference point, not a proof: a
-causal forecaster cannot know the level in advance, but it could know more than this
-one does about the spread (this one uses one spread for the whole trace, not one per
-regime). Where even this policy closes little of the gap, what is left is mostly
-noise from sample to sample, which the oracle sees and nobody can forecast. The
-smaller ``--window``, the more the level knows about the samples next to the ones it
-forecasts (5 is a strong peek). Same setting and scoring as
+(``(peak - level) / sqrt(level)``, Poisson-like). With ``--spread-window W`` the spread
+is local instead: the quantile of that standardised peak over the ``W`` origins centred
+on the forecast one (so it also knows the spread of the regime it is in, in advance).
+A reference point, not a proof: a causal forecaster cannot know the level in advance,
+and no reference can show that nothing else in the history would help. Where even
+this policy closes little of the gap, what is left is mostly noise from sample to
+sample, which the oracle sees and nobody can forecast. The smaller ``--window``, the
+more the level knows about the samples next to the ones it forecasts (5 is a strong
+peek). Same setting and scoring as
 ``benchmarks/predictive_vs_hpa.py`` (issue 4), with ``predictive`` at its defaults in
 the same run as the baseline.
 
     .venv/bin/python benchmarks/clairvoyant_bound.py [--traces CSV ...] [--unseen]
-        [--window 15] [--days 14] [--peak 40] [--workers 2] [--json OUT.json]
+        [--window 15] [--spread-window W] [--days 14] [--peak 40] [--workers 2]
+        [--json OUT.json]
 """
 
 from __future__ import annotations
@@ -49,14 +52,17 @@ class ClairvoyantLevel:
 
     name = "clairvoyant-level"
 
-    def __init__(self, series: pd.Series, window: int) -> None:
+    def __init__(self, series: pd.Series, window: int, spread_window: int = 0) -> None:
         self.y = np.maximum(np.nan_to_num(series.to_numpy(dtype=float)), 0.0)
         self.stamps = pd.DatetimeIndex(series.index).as_unit("ns").asi8
         self.window = max(2, window)
-        self.name = f"clairvoyant-level-w{self.window} (non-causal)"
+        #: 0: one spread for the whole series; else centred over this many origins.
+        self.spread_window = spread_window
+        local = f", local spread over {spread_window}" if spread_window else ""
+        self.name = f"clairvoyant-level-w{self.window}{local} (non-causal)"
         self.pos: int | None = None
         self._by_h: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._zq: dict[tuple[int, float], float] = {}
+        self._zq: dict[tuple[int, float], np.ndarray] = {}
 
     def fit(self, y: pd.Series) -> Self:
         self.pos = None
@@ -97,14 +103,28 @@ class ClairvoyantLevel:
         level, z = self._level(horizon)
         for q in levels:
             if (horizon, q) not in self._zq:
-                self._zq[horizon, q] = float(np.quantile(z[np.isfinite(z)], q))
+                self._zq[horizon, q] = self._spread(z, q)
         lv = float(level[self.pos])
         root = math.sqrt(max(lv, 0.0))
-        values = {q: max(lv + root * self._zq[horizon, q], 0.0) for q in levels}
+        values = {q: max(lv + root * float(self._zq[horizon, q][self.pos]), 0.0) for q in levels}
         return make_forecast(horizon, values.get(0.5, lv), values, self.name)
 
+    def _spread(self, z: np.ndarray, q: float) -> np.ndarray:
+        """Per origin, the q-quantile of the standardised peak: global, or centred."""
+        finite = z[np.isfinite(z)]
+        overall = float(np.quantile(finite, q)) if finite.size else 0.0
+        if not self.spread_window:
+            return np.full(z.size, overall)
+        local = (
+            pd.Series(z)
+            .rolling(self.spread_window, center=True, min_periods=max(10, self.spread_window // 4))
+            .quantile(q)
+            .to_numpy()
+        )
+        return np.where(np.isfinite(local), local, overall)
 
-def run_one(trace: str, days: float, peak: int, window: int) -> dict[str, Any]:
+
+def run_one(trace: str, days: float, peak: int, window: int, spread: int = 0) -> dict[str, Any]:
     from predictive_vs_hpa import scenario_data
 
     import models.registry as registry
@@ -115,7 +135,7 @@ def run_one(trace: str, days: float, peak: int, window: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     prepared = prepare(scenario_from_dict(scenario_data(trace, days, peak, 0.0), trace))
     observed = prepared.demand.observed
-    registry.FORECASTERS["clairvoyant-level"] = lambda: ClairvoyantLevel(observed, window)
+    registry.FORECASTERS["clairvoyant-level"] = lambda: ClairvoyantLevel(observed, window, spread)
     cheat = Predictive(PredictiveSettings(model="clairvoyant-level"), name="clairvoyant-level")
     result = simulate(prepared, frontier=True, workers=1, extra_policies=[cheat])
     out = report.to_json(report.score(result))
@@ -134,18 +154,31 @@ def main() -> None:
         default=15,
         help="the level is the mean of window // 2 samples on each side of the forecast ones",
     )
+    ap.add_argument(
+        "--spread-window",
+        type=int,
+        default=0,
+        help="know the spread per regime too: its quantile over this many origins centred "
+        "on the forecast one (default 0: one spread for the whole trace)",
+    )
     args = ap.parse_args()
     if args.window < 2:
         ap.error(f"--window {args.window}: the level needs at least 2 samples (e.g. 15)")
+    if args.spread_window and args.spread_window < 20:
+        ap.error(f"--spread-window {args.spread_window}: use 0 (global) or at least 20 origins")
     traces = trace_list(args.traces, args.unseen)
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = {
-            str(t): pool.submit(run_one, str(t), args.days, args.peak, args.window) for t in traces
+            str(t): pool.submit(
+                run_one, str(t), args.days, args.peak, args.window, args.spread_window
+            )
+            for t in traces
         }
         results = gather(futures)
     print(
-        f"window={args.window} samples, days={args.days:g}, peak={args.peak}, "
+        f"window={args.window} samples, spread window={args.spread_window or 'global'}, "
+        f"days={args.days:g}, peak={args.peak}, "
         f"wall={time.perf_counter() - t0:.0f}s"
     )
     print(f"{'trace':34} {'policy':18} {'tau_U %':>8} {'x oracle':>8} {'gap closed':>10}")
