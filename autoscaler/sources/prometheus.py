@@ -51,16 +51,19 @@ import logging
 import math
 import re
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
 import requests  # type: ignore[import-untyped,unused-ignore]
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.exceptions import InsecureRequestWarning
 from urllib3.util.retry import Retry
 
 from autoscaler.sources.base import DEFAULT_BY, TimeLike
@@ -196,6 +199,18 @@ class PrometheusSource:
         tls = s.tls
         if tls.insecure_skip_verify:
             session.verify = False
+            # Said once here, by us, instead of urllib3's warning on every request.
+            host = urlsplit(s.url).hostname or ""
+            warnings.filterwarnings(
+                "ignore",
+                message=f"Unverified HTTPS request is being made to host '{re.escape(host)}'",
+                category=InsecureRequestWarning,
+            )
+            log.warning(
+                "TLS certificates of %s are not verified (prometheus.tls.insecure_skip_verify);"
+                " set prometheus.tls.ca_file instead outside a test setup",
+                s.url,
+            )
         elif tls.ca_file is not None:
             if not tls.ca_file.is_file():
                 raise InputError("prometheus.tls.ca_file", f"{tls.ca_file} is not a file", "")

@@ -10,12 +10,15 @@ real loopback HTTP servers (``LoopbackServer``) in front of, or instead of, Prom
 from __future__ import annotations
 
 import json
+import logging
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from urllib3.exceptions import InsecureRequestWarning
 
 from autoscaler.sources.prometheus import PrometheusSource
 from autoscaler.sources.settings import PrometheusSettings
@@ -174,7 +177,9 @@ def test_backend_query_params_are_sent(prometheus: PrometheusServer, end: int) -
 # ------------------------------------------------------------------ TLS, basic auth, mTLS
 
 
-def test_tls_with_private_ca_basic_auth_and_client_certificate(tmp_path: Path, end: int) -> None:
+def test_tls_with_private_ca_basic_auth_and_client_certificate(
+    tmp_path: Path, end: int, caplog: pytest.LogCaptureFixture
+) -> None:
     """Prometheus itself serving HTTPS with basic auth and required client certificates."""
     tls = make_tls_files(tmp_path / "tls")
     web_config = (
@@ -214,9 +219,18 @@ def test_tls_with_private_ca_basic_auth_and_client_certificate(tmp_path: Path, e
         got = source(server.url, **good).history_by(RATE, end - 3600, end, 300)
         assert ("shop", "web") in got
         insecure = {**good, "tls": {**good["tls"], "ca_file": None, "insecure_skip_verify": True}}  # type: ignore[dict-item]
-        assert ("shop", "web") in source(server.url, **insecure).history_by(
-            RATE, end - 3600, end, 300
-        )
+        with warnings.catch_warnings(), caplog.at_level(logging.WARNING):
+            # Said once, by us, at connect; not by urllib3 on every request.
+            warnings.simplefilter("error", InsecureRequestWarning)
+            assert ("shop", "web") in source(server.url, **insecure).history_by(
+                RATE, end - 3600, end, 300
+            )
+        said = [r.getMessage() for r in caplog.records if "not verified" in r.getMessage()]
+        assert said == [
+            f"TLS certificates of {server.url} are not verified "
+            "(prometheus.tls.insecure_skip_verify); set prometheus.tls.ca_file instead "
+            "outside a test setup"
+        ]
         no_ca = {**good, "tls": {**good["tls"], "ca_file": None}}  # type: ignore[dict-item]
         with pytest.raises(PermanentError, match="TLS failed"):
             source(server.url, **no_ca).history_by(RATE, end - 3600, end, 300)
