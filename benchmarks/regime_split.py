@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 def main() -> None:
     from predictive_vs_hpa import scenario_data
 
+    from models.errors import InputError
     from simulations.policies import HpaCpu
     from simulations.scenario import prepare, scenario_from_dict, simulate
 
@@ -50,7 +51,10 @@ def main() -> None:
     t0 = time.perf_counter()
     data = scenario_data(str(args.trace), args.days, args.peak, 0.0)
     data["policies"] = ["predictive", "oracle"]
-    prepared = prepare(scenario_from_dict(data, str(args.trace)))
+    try:
+        prepared = prepare(scenario_from_dict(data, str(args.trace)))
+    except InputError as err:
+        ap.error(str(err))
     hpa = f"hpa-cpu@{args.hpa_target}"
     result = simulate(
         prepared, frontier=False, workers=1, extra_policies=[HpaCpu(args.hpa_target, name=hpa)]
