@@ -38,17 +38,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from models.backtest import SIMPLE_BASELINES, default_config, run_backtest  # noqa: E402
-from models.common import future_peaks, horizon_steps  # noqa: E402
+from models.common import future_peaks, horizon_steps, pinball  # noqa: E402
 from models.traces import Trace, bundled_traces, load_trace  # noqa: E402
 
 Q = 0.9
 KS = (1, 3, 6, 12, 36)
 SCALES = np.linspace(0.3, 3.0, 271)
-
-
-def pinball(target: np.ndarray, pred: np.ndarray, q: float = Q) -> float:
-    d = target - pred
-    return float(np.mean(np.maximum(q * d, (q - 1.0) * d)))
 
 
 def neighbours(y: np.ndarray, origins: np.ndarray, h: int, k: int, side: str) -> np.ndarray:
@@ -65,7 +60,7 @@ def neighbours(y: np.ndarray, origins: np.ndarray, h: int, k: int, side: str) ->
 
 def best_scaled(target: np.ndarray, base: np.ndarray) -> tuple[float, float]:
     """The lowest pinball of ``c * base`` over the grid of ``c``, and that ``c``."""
-    return min((pinball(target, c * base), float(c)) for c in SCALES)
+    return min((pinball(target, c * base, Q), float(c)) for c in SCALES)
 
 
 def cross_fitted(trace: Trace, origins: np.ndarray, h: int, k: int, side: str) -> np.ndarray:
@@ -112,7 +107,7 @@ def run(path: Path) -> dict[str, Any]:
         rows[f"centred q0.9 xc (k={k})"] = best_scaled(target, np.quantile(nb, Q, axis=1))[0] / best
     for side in ("past", "both"):
         pred = cross_fitted(trace, origins, h, 12, side)
-        rows[f"cross-fitted GBM, {side} (k=12)"] = pinball(target, pred) / best
+        rows[f"cross-fitted GBM, {side} (k=12)"] = pinball(target, pred, Q) / best
     return {"baseline": best_name, "baseline_pinball": best, "h": h, "ratios": rows}
 
 

@@ -47,6 +47,7 @@ from models.common import (
     future_peaks,
     make_forecast,
     period_steps,
+    pinball,
     trailing_mean,
 )
 from models.history import HistoryModel
@@ -61,11 +62,6 @@ def _ewma(x: np.ndarray, alpha: float) -> np.ndarray:
         return x
     out, _ = lfilter([alpha], [1.0, alpha - 1.0], x, zi=[(1.0 - alpha) * x[0]])
     return np.asarray(out)
-
-
-def _pinball(target: np.ndarray, pred: np.ndarray, q: float) -> float:
-    d = target - pred
-    return float(np.mean(np.maximum(q * d, (q - 1.0) * d)))
 
 
 class AutoForecaster(HistoryModel):
@@ -174,7 +170,7 @@ class AutoForecaster(HistoryModel):
                 rq = float(r[k])
                 loss = 0.0
                 if needed is None:
-                    loss = _pinball(target, np.maximum(c[:calib] + s_cal * rq, 0.0), q)
+                    loss = pinball(target, np.maximum(c[:calib] + s_cal * rq, 0.0), q)
                 scores[q].append((loss, float(c[-1]) + float(sc[-1]) * rq, combo))
         if needed is None or picked is None:
             # The `blend` best by recent pinball loss; ties broken by name (sorted).

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from models.base import Forecaster
-from models.common import DAY_SECONDS, check_levels, future_peaks, step_seconds_of
+from models.common import DAY_SECONDS, check_levels, future_peaks, pinball, step_seconds_of
 from models.errors import InputError
 from models.registry import make_forecaster
 
@@ -84,8 +84,7 @@ class BacktestResult:
         pin: dict[str, float] = {}
         cov: dict[str, float] = {}
         for j, q in enumerate(self.quantiles):
-            d = t - self.forecasts[:, j]
-            pin[f"{q:g}"] = float(np.mean(np.maximum(q * d, (q - 1) * d))) if t.size else 0.0
+            pin[f"{q:g}"] = pinball(t, self.forecasts[:, j], q) if t.size else 0.0
             cov[f"{q:g}"] = float(np.mean(t <= self.forecasts[:, j])) if t.size else 0.0
         out["pinball"] = pin
         out["coverage"] = cov

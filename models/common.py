@@ -136,6 +136,12 @@ def make_forecast(
     )
 
 
+def pinball(target: np.ndarray, pred: np.ndarray, q: float) -> float:
+    """Mean pinball (quantile) loss of ``pred`` as the ``q``-quantile of ``target``."""
+    d = target - pred
+    return float(np.mean(np.maximum(q * d, (q - 1.0) * d)))
+
+
 def conformal_level(q: float, n: int) -> float:
     """Split-conformal level for ``n`` calibration scores: ``ceil((n+1) q) / n``, capped."""
     if n <= 0:
