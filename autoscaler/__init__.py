@@ -2,6 +2,6 @@
 
 Settings, the CLI, the Prometheus source, the Kubernetes client and CRDs, the
 reconcile loop, the decision store and the External Metrics API server. The pure
-decision path (``autoscaler.decision``, ``autoscaler.clock``) is also here; the
+decision path (``policies.decision``, ``autoscaler.clock``) is also here; the
 simulator imports only that part.
 """

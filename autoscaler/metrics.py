@@ -101,6 +101,13 @@ class ControllerMetrics:
             "Unix time the controller last published to the decision store.",
             registry=r,
         )
+        self.cost_guard_unavailable = Gauge(
+            "autoscaler_cost_guard_unavailable",
+            "1 while an environment's cost guard cannot run (e.g. its ledger cannot be"
+            " read): its workloads are held at their last allocation.",
+            _ENV,
+            registry=r,
+        )
         self.is_leader = Gauge(
             "autoscaler_is_leader", "1 while this instance holds the leader lease.", registry=r
         )

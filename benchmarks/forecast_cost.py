@@ -1,6 +1,6 @@
 """Cost of keeping one workload's forecast fresh, as the controller does.
 
-Replays ``autoscaler.decision``'s forecasting pattern on 14 days of 1-minute history
+Replays ``policies.decision``'s forecasting pattern on 14 days of 1-minute history
 (the NASA trace, or a seeded synthetic series when asked): a decision every 15 s, a
 new 1-minute sample every 4th decision, ``update`` + ``predict(horizon, [0.9])`` each
 time and a full refit every ``refit_seconds`` (3600, the ``ScalingSpec`` default).

@@ -3,7 +3,7 @@
 What is timed is ``Controller.reconcile()`` exactly as ``autoscaler run`` calls it:
 ONE batched ``query_range`` to a REAL local Prometheus (Debian's, started here and
 backfilled with 1,000 workloads cut from the bundled NASA trace), the forecasts of all
-1,000 workloads through ``autoscaler.decision.decide``, the cost guard over four
+1,000 workloads through ``policies.decision.decide``, the cost guard over four
 environments (``policies.costguard.allocate``, budgets set to clamp), the ledger
 accrual and its atomic save, and one ``DecisionStore.publish`` of 1,000 values. The
 cluster is a ``StaticCluster`` (objects in memory): Kubernetes writes are NOT in the

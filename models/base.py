@@ -9,7 +9,7 @@ Conventions follow statsforecast: ``fit(y)`` returns ``self``, fitted state ends
 ``_``, ``predict`` before ``fit`` raises ``NotFittedError``, quantile levels are
 explicit. ``update(y_new)`` appends observations that follow the fitted ones without a
 full refit, so that a controller (or a backtest) can keep a forecast fresh every tick
-and refit on a schedule. Callers: ``models.backtest``, ``autoscaler.decision``.
+and refit on a schedule. Callers: ``models.backtest``, ``policies.decision``.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from pydantic.alias_generators import to_camel
 from models.errors import InputError
 from policies.prices import PriceOverrides, Prices, ResourceRequests
 
-#: Must match ``autoscaler.kube.crds`` (policies may not import autoscaler).
+#: Must match ``policies.objects`` (policies may not import autoscaler).
 API_VERSION = "autoscaling.predictive.io/v1alpha1"
 KIND = "CostBudget"
 

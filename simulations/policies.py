@@ -6,7 +6,7 @@
   HPA's readiness and missing-metric rules to them.
 * ``hpa-rps``: the stock HPA on the request rate, an External metric with an
   ``AverageValue`` target of ``capacity * target``.
-* ``predictive``: ours. Every tick it calls ``autoscaler.decision.decide`` exactly as the
+* ``predictive``: ours. Every tick it calls ``policies.decision.decide`` exactly as the
   controller does, with the load samples visible by now (as rate/s; see ``Demand``),
   then the cost guard when a budget is set, then ``served_value``; that value goes
   through the emulated HPA as an External metric with ``AverageValue`` target 1, as a
@@ -36,7 +36,7 @@ from typing import Protocol
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from autoscaler.decision import (
+from policies.decision import (
     HPA_TOLERANCE,
     ScalingSpec,
     WorkloadState,

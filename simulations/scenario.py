@@ -62,7 +62,7 @@ class Period(BaseModel):
 
 
 class PredictiveConfig(BaseModel):
-    """Overrides of the predictive policy's defaults (``autoscaler.decision.ScalingSpec``)."""
+    """Overrides of the predictive policy's defaults (``policies.decision.ScalingSpec``)."""
 
     model_config = ConfigDict(extra="forbid")
     #: forecast quantile that measures the upper tail (with the median).

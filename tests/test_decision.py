@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from autoscaler.decision import ScalingSpec, WorkloadState, decide, replicas_for, served_value
+from policies.decision import ScalingSpec, WorkloadState, decide, replicas_for, served_value
 
 
 def _series(
@@ -109,7 +109,7 @@ def test_served_value_never_passes_a_hard_ceiling() -> None:
 
 def test_margin_does_not_grow_while_clamped() -> None:
     """Misses caused by a cap are not blamed on the forecast's margin."""
-    from autoscaler.decision import note_clamp
+    from policies.decision import note_clamp
 
     y = _series([1000.0 + 50.0 * (i % 2) for i in range(200)])
     spec = ScalingSpec(namespace="p", name="w", capacity_per_replica=20.0, model="last")
@@ -194,7 +194,7 @@ def test_margin_counts_misses_against_the_ready_count_when_known() -> None:
 def test_covered_load_spends_risk_where_the_forecast_is_wide() -> None:
     """One price of a miss: a narrow forecast is covered to a high quantile, a wide one
     to a lower quantile, and the chance of a miss is width / price."""
-    from autoscaler.decision import covered_load, tail_width
+    from policies.decision import covered_load, tail_width
 
     width = tail_width(100.0, 100.0 + 10.0 * np.log(5.0), 0.9)
     assert width == pytest.approx(10.0)
@@ -214,7 +214,7 @@ def test_a_long_calm_does_not_wind_the_price_down() -> None:
     """Weeks without a miss leave the cover at the median at the lowest, so the first
     surge is not paid for with hundreds of missed ticks first (integral wind-up). A big
     step makes 3,000 calm ticks worth many weeks at the default one."""
-    from autoscaler.decision import covered_load
+    from policies.decision import covered_load
 
     spec = ScalingSpec(
         namespace="p", name="w", capacity_per_replica=20.0, model="last", adapt_rate=1.0

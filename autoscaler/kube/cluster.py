@@ -25,21 +25,23 @@ from typing import Any, Literal, Protocol
 import yaml
 
 from autoscaler.kube.client import KubeClient, NotFound, path_for
-from autoscaler.kube.crds import (
+from autoscaler.kube.events import emit_event
+from autoscaler.kube.hpa import ensure_hpa
+from models.errors import InputError
+from policies.budget import CostBudget, parse_model
+from policies.objects import (
     API_VERSION,
     CB_KIND,
     CB_PLURAL,
     PA_KIND,
     PA_PLURAL,
+    Budget,
     CostBudgetStatus,
     PredictiveAutoscaler,
     PredictiveAutoscalerStatus,
+    TargetInfo,
     TargetRef,
 )
-from autoscaler.kube.events import emit_event
-from autoscaler.kube.hpa import ensure_hpa
-from models.errors import InputError
-from policies.budget import CostBudget, parse_model
 
 log = logging.getLogger(__name__)
 
@@ -51,30 +53,6 @@ TARGET_PLURALS = {
     "StatefulSet": "statefulsets",
     "ReplicaSet": "replicasets",
 }
-
-
-@dataclass(frozen=True)
-class TargetInfo:
-    """What the controller reads from a scaled workload."""
-
-    #: replicas running (status.replicas; spec.replicas if there is no status yet).
-    replicas: int
-    #: one replica's resource requests (summed over its containers), for pricing.
-    requests: Mapping[str, str]
-    #: replicas Ready (status.readyReplicas, 0 when the status omits it); None when the
-    #: object has no status yet. The adaptive price of a miss counts misses against it.
-    ready: int | None = None
-
-
-@dataclass(frozen=True)
-class Budget:
-    """A CostBudget: its name (the environment's object) and its parsed spec."""
-
-    name: str
-    spec: CostBudget
-    labels: Mapping[str, str] = field(default_factory=dict)
-    #: the status as last written (spend survives a restart through it too).
-    status: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Cluster(Protocol):

@@ -1,7 +1,7 @@
 """Generate the CustomResourceDefinitions in ``deploy/base/crds/`` from the pydantic models.
 
 Why generated: a hand-written OpenAPI schema drifts from the code that reads the
-objects. Here the schema *is* the models (``autoscaler.kube.crds`` and
+objects. Here the schema *is* the models (``policies.objects`` and
 ``policies.budget.CostBudget``), converted to a Kubernetes *structural* schema:
 ``$ref`` inlined, ``Optional`` turned into ``nullable``, JSON-Schema-2020 keywords the
 API server rejects (``title``, ``const``, numeric ``exclusiveMinimum``, ``uniqueItems``,
@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from autoscaler.kube.crds import (
+from policies.objects import (
     CB_KIND,
     CB_PLURAL,
     GROUP,

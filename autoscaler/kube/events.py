@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from autoscaler.kube.client import KubeClient, path_for
-from autoscaler.kube.crds import API_VERSION, PA_KIND, PredictiveAutoscaler
 from models.errors import AutoscalerError
+from policies.objects import API_VERSION, PA_KIND, PredictiveAutoscaler
 
 log = logging.getLogger(__name__)
 COMPONENT = "predictive-autoscaler"

@@ -16,8 +16,8 @@ import logging
 from typing import Any
 
 from autoscaler.kube.client import Conflict, KubeClient, path_for
-from autoscaler.kube.crds import API_VERSION, PA_KIND, PredictiveAutoscaler
 from autoscaler.logging import log_event
+from policies.objects import API_VERSION, PA_KIND, PredictiveAutoscaler
 
 log = logging.getLogger(__name__)
 

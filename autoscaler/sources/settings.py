@@ -93,6 +93,10 @@ class PrometheusSettings(BaseModel):
     #: resolution of the history, in seconds; 60 s matches a 1-minute rate() window and
     #: keeps 14 days at 20,160 points per workload.
     step_seconds: int = Field(default=60, ge=1, le=86_400)
+    #: phase of the step grid, in seconds past a multiple of ``step_seconds`` from the
+    #: epoch. 0 (the default) suits a live cluster; the simulator sets it so that the
+    #: grid falls on a trace's own rows (a 5-minute trace starting at 21:42).
+    step_offset_seconds: float = Field(default=0.0, ge=0, le=86_400)
     #: most points per series in one request; longer ranges are paged.
     max_points: int = Field(default=PROMETHEUS_MAX_POINTS, ge=2, le=1_000_000)
     #: ask for gzip-compressed answers. Off: on a cluster network compression costs

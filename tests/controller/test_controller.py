@@ -18,7 +18,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from autoscaler.controller import Controller
-from autoscaler.decision import served_value
+from policies.decision import served_value
 from autoscaler.kube.cluster import StaticCluster, TargetInfo
 from autoscaler.ledger_store import LedgerStore
 from autoscaler.metrics import ControllerMetrics

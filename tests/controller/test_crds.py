@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from autoscaler.kube import crdgen
-from autoscaler.kube.crds import PredictiveAutoscaler
+from policies.objects import PredictiveAutoscaler
 from models.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]

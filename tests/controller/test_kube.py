@@ -17,7 +17,7 @@ import pytest
 
 from autoscaler.clock import WallClock
 from autoscaler.kube.client import KubeClient, KubeError, KubeSettings, path_for
-from autoscaler.kube.crds import PredictiveAutoscaler
+from policies.objects import PredictiveAutoscaler
 from autoscaler.kube.events import emit_event
 from autoscaler.kube.hpa import desired_hpa, ensure_hpa
 from autoscaler.kube.leader import LeaderElector, LeaderSettings

@@ -352,12 +352,12 @@ def test_sync_stays_in_bounds_and_never_overshoots(
 
 
 def test_served_value_reaches_the_desired_count_through_the_emulated_hpa() -> None:
-    """Contract with ``autoscaler.decision.served_value``: the value we serve, read by
+    """Contract with ``policies.decision.served_value``: the value we serve, read by
     the HPA as an External ``AverageValue`` target of 1, asks for the desired count, or,
     when that is inside the tolerance band, for the smallest count the HPA can reach
     (the first whole count above 1.1 x current: the band makes smaller steps up
     impossible), within what the HPA lets one sync do."""
-    from autoscaler.decision import HPA_TOLERANCE, served_value
+    from policies.decision import HPA_TOLERANCE, served_value
 
     for current in range(1, 41):
         smallest_step_up = (current * 1100) // 1000 + 1  # first count > 1.1 x current

@@ -13,12 +13,15 @@ its status is defined here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from models.errors import InputError
+from policies.budget import CostBudget
 
 GROUP = "autoscaling.predictive.io"
 VERSION = "v1alpha1"
@@ -248,3 +251,27 @@ class PredictiveAutoscaler(KubeModel):
             raise InputError(
                 f"{where}: {field}", first["msg"], "fix the object with kubectl edit pa"
             ) from err
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """What the controller reads from a scaled workload."""
+
+    #: replicas running (status.replicas; spec.replicas if there is no status yet).
+    replicas: int
+    #: one replica's resource requests (summed over its containers), for pricing.
+    requests: Mapping[str, str]
+    #: replicas Ready (status.readyReplicas, 0 when the status omits it); None when the
+    #: object has no status yet. The adaptive price of a miss counts misses against it.
+    ready: int | None = None
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A CostBudget: its name (the environment's object) and its parsed spec."""
+
+    name: str
+    spec: CostBudget
+    labels: Mapping[str, str] = field(default_factory=dict)
+    #: the status as last written (spend survives a restart through it too).
+    status: Mapping[str, Any] = field(default_factory=dict)
