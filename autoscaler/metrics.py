@@ -18,7 +18,9 @@ _ENV = ("environment",)
 class ControllerMetrics:
     """Every metric the controller exports, registered in ``self.registry``."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, enabled: bool = True) -> None:
+        #: False where nobody scrapes (a simulation): the loop then skips observing.
+        self.enabled = enabled
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         self.forecast_load = Gauge(

@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from autoscaler.cli.simworld import controller_for  # noqa: E402
 from models.base import Forecast  # noqa: E402
 from models.common import check_levels, future_peaks, make_forecast  # noqa: E402
 
@@ -129,11 +130,14 @@ def run_one(trace: str, days: float, peak: int, window: int, spread: int = 0) ->
 
     import models.registry as registry
     from simulations import report
-    from simulations.policies import Predictive, PredictiveSettings
     from simulations.scenario import prepare, scenario_from_dict, simulate
+    from simulations.strategies import Predictive, PredictiveSettings
 
     t0 = time.perf_counter()
-    prepared = prepare(scenario_from_dict(scenario_data(trace, days, peak, 0.0), trace))
+    prepared = prepare(
+        scenario_from_dict(scenario_data(trace, days, peak, 0.0), trace),
+        controller=controller_for,
+    )
     observed = prepared.demand.observed
     registry.FORECASTERS["clairvoyant-level"] = lambda: ClairvoyantLevel(observed, window, spread)
     cheat = Predictive(PredictiveSettings(model="clairvoyant-level"), name="clairvoyant-level")

@@ -107,13 +107,14 @@ def run_one(
     reports: Path | None = None,
     offset_days: float = 0.0,
 ) -> dict[str, Any]:
+    from autoscaler.cli.simworld import controller_for
     from simulations import report
     from simulations.scenario import prepare, scenario_from_dict, simulate
 
     data = scenario_data(trace, days, peak, observe, offset_days)
     t0 = time.perf_counter()
     scenario = scenario_from_dict(data, trace)
-    result = simulate(prepare(scenario), frontier=True, workers=1)
+    result = simulate(prepare(scenario, controller=controller_for), frontier=True, workers=1)
     scored = report.score(result)
     out = report.to_json(scored)
     if reports is not None:

@@ -32,9 +32,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 def main() -> None:
     from predictive_vs_hpa import scenario_data
 
+    from autoscaler.cli.simworld import controller_for
     from models.errors import InputError
-    from simulations.policies import HpaCpu
     from simulations.scenario import prepare, scenario_from_dict, simulate
+    from simulations.strategies import HpaCpu
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("trace", type=Path, help="a trace CSV")
@@ -52,7 +53,7 @@ def main() -> None:
     data = scenario_data(str(args.trace), args.days, args.peak, 0.0)
     data["policies"] = ["predictive", "oracle"]
     try:
-        prepared = prepare(scenario_from_dict(data, str(args.trace)))
+        prepared = prepare(scenario_from_dict(data, str(args.trace)), controller=controller_for)
     except InputError as err:
         ap.error(str(err))
     hpa = f"hpa-cpu@{args.hpa_target}"

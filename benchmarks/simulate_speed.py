@@ -34,12 +34,13 @@ import time
 
 import pandas as pd
 
+from autoscaler.cli.simworld import controller_for
 from simulations.clock import SimClock
 from simulations.engine import TickContext, initial_replicas
 from simulations.pods import PodSet
-from simulations.policies import HpaCpu, HpaRps, RunContext, make_policy
 from simulations.report import score_timeline
 from simulations.scenario import Prepared, Result, prepare, run_policy, scenario_from_dict
+from simulations.strategies import HpaCpu, HpaRps, RunContext, make_strategy
 
 
 def _prepared(days: float) -> Prepared:
@@ -53,7 +54,7 @@ def _prepared(days: float) -> Prepared:
         },
         "benchmark",
     )
-    return prepare(sc)
+    return prepare(sc, controller=controller_for)
 
 
 Timing = tuple[float, float]
@@ -62,7 +63,7 @@ Timing = tuple[float, float]
 def engine_run(prep: Prepared, name: str) -> Timing:
     """(wall s, CPU s) for the engine to run and score one policy."""
     w0, c0 = time.perf_counter(), time.process_time()
-    tl = run_policy(prep, make_policy(name))
+    tl = run_policy(prep, make_strategy(name))
     score_timeline(tl, Result(prep, {name: tl}))
     return time.perf_counter() - w0, time.process_time() - c0
 
@@ -119,8 +120,8 @@ def baseline_run(prep: Prepared, name: str) -> Timing:
         return float(rate.asof(pd.Timestamp(t, unit="s", tz="UTC")))
 
     w0, c0 = time.perf_counter(), time.process_time()
-    ctx = RunContext(prep.demand, w, prep.scenario.slo_utilization)
-    policy = make_policy(name)
+    ctx = RunContext(prep.demand, w, prep.scenario.slo_utilization, controller=controller_for)
+    policy = make_strategy(name)
     step = policy.make_step(ctx) if isinstance(policy, HpaCpu | HpaRps) else None
     static_n = min(math.ceil(float(rate.max()) / cap_slo - 1e-9), w.max_replicas)
     pods = PodSet(w.startup.sampler().draw, w.name)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from models.base import Forecast, Forecaster
+from models.common import unix_seconds
 from models.registry import make_forecaster
 
 BindingConstraint = Literal["none", "budget", "min", "max"]
@@ -160,7 +161,7 @@ def _append(state: WorkloadState, new: pd.Series, now: float, keep_seconds: floa
     or not newer than what is held. Returns the samples actually appended."""
     if new.empty:
         return new
-    stamps = pd.DatetimeIndex(new.index).as_unit("ms").asi8 / 1e3
+    stamps = unix_seconds(new.index)
     keep = stamps <= now
     if state.last_stamp is not None:
         keep &= stamps > state.last_stamp

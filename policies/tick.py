@@ -47,6 +47,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from models.common import unix_seconds
 from models.errors import AutoscalerError
 from policies.budget import (
     AllocationRequest,
@@ -172,28 +173,35 @@ class TickPlan:
     ledgers_changed: bool
 
 
-def _ts(seconds: float) -> pd.Timestamp:
-    return pd.Timestamp(seconds, unit="s", tz="UTC")
+#: the "no new samples" answer (building an empty Series costs more than a decision).
+_EMPTY = pd.Series(dtype=float)
 
 
 def take_samples(w: LoopState, series: pd.Series | None) -> pd.Series:
     """Samples after the last one taken, up to the newest finite one.
 
     Trailing NaN (a scrape gap at the end) is not taken: those steps may still be
-    filled in later, and ``decide`` never takes a sample twice.
+    filled in later, and ``decide`` never takes a sample twice. Leading NaN of the very
+    first samples is not taken either (no data before a workload's first sample).
     """
     # numpy positions, not pandas masks: this runs for 1,000 workloads every tick.
     if series is None or series.empty:
-        return pd.Series(dtype=float)
+        return _EMPTY
     values = series.to_numpy(dtype=float)
     finite = np.flatnonzero(np.isfinite(values))
     if not finite.size:
-        return pd.Series(dtype=float)
-    first = 0
-    if w.last_sample is not None:
-        first = int(series.index.searchsorted(_ts(w.last_sample), side="right"))
-    out: pd.Series = series.iloc[first : int(finite[-1]) + 1].astype(float)
-    return out
+        return _EMPTY
+    if w.last_sample is None:
+        # A history starts at its first real sample: the steps before it (a first
+        # fetch reaching back before the workload existed) are no data, not a gap.
+        first = int(finite[0])
+    else:
+        first = int(np.searchsorted(unix_seconds(series.index), w.last_sample, side="right"))
+    last = int(finite[-1]) + 1
+    if first >= last:
+        return _EMPTY
+    out: pd.Series = series if first == 0 and last == len(series) else series.iloc[first:last]
+    return out if out.dtype == float else out.astype(float)
 
 
 def newest_value(series: pd.Series | None) -> float | None:
@@ -211,7 +219,7 @@ def decide_workload(
     """``decide`` on the new samples, or the fallback when data is missing."""
     new = take_samples(w, obs.series)
     if not new.empty:
-        w.last_sample = float(new.index[-1].timestamp())
+        w.last_sample = float(unix_seconds(new.index[-1:])[0])
     ready = None if obs.target is None else obs.target.ready
     base = decide(now, w.spec, w.state, new, obs.current, ready)
     fresh = (

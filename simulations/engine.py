@@ -172,8 +172,15 @@ def run_ticks(
     step: Callable[[TickContext], int],
     extra: dict[str, np.ndarray] | None = None,
     progress: Callable[[int], None] | None = None,
+    clock: SimClock | None = None,
+    initial: int | None = None,
 ) -> Timeline:
-    """The feedback loop: ``step`` returns the new ``spec.replicas`` at each tick."""
+    """The feedback loop: ``step`` returns the new ``spec.replicas`` at each tick.
+
+    ``clock`` is the simulated clock to advance (a fresh one by default: a strategy
+    that hands the clock to the controller passes its own); ``initial`` the replicas
+    running, all Ready, when the replay starts (default ``initial_replicas``).
+    """
     n = len(demand)
     times = demand.times
     rate = demand.rate
@@ -181,9 +188,10 @@ def run_ticks(
     ready = np.zeros(n, dtype=np.int64)
     alive = np.zeros(n, dtype=np.int64)
     pods = PodSet(workload.startup.sampler().draw, workload.name)
-    start = initial_replicas(workload, float(rate[0]))
+    start = initial_replicas(workload, float(rate[0])) if initial is None else int(initial)
+    start = min(max(start, workload.min_replicas), workload.max_replicas)
     pods.seed_ready(start, float(times[0]))
-    clock = SimClock(float(times[0]))
+    clock = clock if clock is not None else SimClock(float(times[0]))
     ctx = TickContext(0, float(times[0]), float(rate[0]), start, pods, clock)
     current = start
     report_every = max(1, n // 100)

@@ -33,8 +33,8 @@ import pandas as pd
 
 from simulations import scoring
 from simulations.engine import Timeline, p99_latency
-from simulations.policies import Oracle
 from simulations.scenario import Result, run_policy
+from simulations.strategies import Oracle
 
 #: Display order of policy kinds in tables and plots.
 _ORDER = ("hpa-cpu", "hpa-rps", "predictive", "oracle", "static")

@@ -29,15 +29,19 @@ from models.traces import Trace, bundled_traces_dir, load_trace
 from policies.budget import BudgetRequest
 from simulations import scoring
 from simulations.engine import SYNC_SECONDS, Demand, Timeline, demand_from_rate
-from simulations.policies import (
-    POLICIES,
-    Policy,
+from simulations.jobs import run_jobs
+from simulations.strategies import (
+    STRATEGIES,
+    HpaCpu,
     Predictive,
     PredictiveSettings,
     RunContext,
-    make_policy,
+    Strategy,
+    make_strategy,
 )
+from simulations.strategies.base import UserObjects
 from simulations.workloads import Workload, load_workload, workload_from_dict
+from simulations.world import ControllerFactory, Outage
 
 SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
 
@@ -112,8 +116,8 @@ class Scenario(BaseModel):
     def _known(cls, v: list[str]) -> list[str]:
         for name in v:
             kind = name.partition("@")[0]
-            if kind not in POLICIES:
-                raise ValueError(f"unknown policy {kind!r}; choose from {', '.join(POLICIES)}")
+            if kind not in STRATEGIES:
+                raise ValueError(f"unknown policy {kind!r}; choose from {', '.join(STRATEGIES)}")
         if len(set(v)) != len(v):
             raise ValueError("a policy is listed twice")
         if not v:
@@ -211,11 +215,31 @@ class Prepared:
     trace: Trace
     demand: Demand
     scale_factor: float = 1.0
+    #: the controller ``predictive`` runs (``autoscaler.cli.simworld.controller_for``).
+    controller: ControllerFactory | None = None
+    #: metrics outages replayed to ``predictive``'s source.
+    outages: tuple[Outage, ...] = ()
+    #: the user's own objects (``simulate --objects``), replacing the scenario's.
+    objects: UserObjects | None = None
 
 
-def prepare(scenario: Scenario, base: Path | None = None, trace: Trace | None = None) -> Prepared:
-    """Load the workload and trace, cut the period, scale, and build per-tick demand."""
-    workload = resolve_workload(scenario.workload, base)
+def prepare(
+    scenario: Scenario,
+    base: Path | None = None,
+    trace: Trace | None = None,
+    controller: ControllerFactory | None = None,
+    outages: Sequence[Outage] = (),
+    objects: UserObjects | None = None,
+    workload: Workload | None = None,
+) -> Prepared:
+    """Load the workload and trace, cut the period, scale, and build per-tick demand.
+
+    ``controller`` builds the controller that ``predictive`` runs; ``outages`` are
+    replayed to its metric source; ``objects`` are the user's own autoscaler, budgets
+    and target (then ``workload``, built from them, replaces the scenario's).
+    """
+    if workload is None:
+        workload = resolve_workload(scenario.workload, base)
     if trace is None:
         trace = load_trace(resolve_trace(scenario.trace, base), scenario.value_unit)
     rate = cut_period(trace.rate_per_second, scenario.period)
@@ -225,14 +249,14 @@ def prepare(scenario: Scenario, base: Path | None = None, trace: Trace | None = 
     demand = demand_from_rate(
         rate, trace.step_seconds, scenario.tick_seconds, scenario.observe_seconds
     )
-    return Prepared(scenario, workload, trace, demand, factor)
+    return Prepared(scenario, workload, trace, demand, factor, controller, tuple(outages), objects)
 
 
-def build_policies(scenario: Scenario) -> list[Policy]:
-    """The scenario's policies; ``predictive`` gets the scenario's overrides."""
-    out: list[Policy] = []
+def build_policies(scenario: Scenario) -> list[Strategy]:
+    """The scenario's strategies; ``predictive`` gets the scenario's overrides."""
+    out: list[Strategy] = []
     for name in scenario.policies:
-        policy = make_policy(name, "policies")
+        policy = make_strategy(name, "policies")
         if isinstance(policy, Predictive):
             cfg = scenario.predictive
             settings = PredictiveSettings(**cfg.model_dump())
@@ -245,7 +269,7 @@ def build_policies(scenario: Scenario) -> list[Policy]:
 
 @dataclass
 class Result:
-    """Every policy's timeline for one prepared scenario, plus the hpa-cpu frontier runs."""
+    """Every strategy's timeline for one prepared scenario, plus the hpa-cpu frontier."""
 
     prepared: Prepared
     timelines: dict[str, Timeline]
@@ -254,7 +278,7 @@ class Result:
 
 def run_policy(
     prepared: Prepared,
-    policy: Policy,
+    policy: Strategy,
     progress: Callable[[int], None] | None = None,
 ) -> Timeline:
     ctx = RunContext(
@@ -263,13 +287,16 @@ def run_policy(
         prepared.scenario.slo_utilization,
         prepared.scenario.budget,
         progress,
+        prepared.controller,
+        prepared.outages,
+        prepared.objects,
     )
     return policy.run(ctx)
 
 
-def _run_named(prepared: Prepared, policy: Policy) -> Timeline:
-    """One policy run in a worker process (top level, so that it pickles)."""
-    return run_policy(prepared, policy)
+def _run_named(job: tuple[Prepared, Strategy]) -> Timeline:
+    """One strategy run in a worker process (top level, so that it pickles)."""
+    return run_policy(*job)
 
 
 def simulate(
@@ -277,19 +304,17 @@ def simulate(
     progress: Callable[[str, int, int], None] | None = None,
     frontier: bool = True,
     workers: int = 1,
-    extra_policies: Sequence[Policy] = (),
+    extra_policies: Sequence[Strategy] = (),
 ) -> Result:
-    """Run every policy (and the hpa-cpu frontier targets unless ``frontier`` is False).
+    """Run every strategy (and the hpa-cpu frontier targets unless ``frontier`` is False).
 
     ``extra_policies`` are run (and compared with the frontier) as if the scenario
-    listed them; benchmarks pass policies no scenario file can name. With
+    listed them; benchmarks pass strategies no scenario file can name. With
     ``workers > 1`` the runs are spread over that many processes (each run is
     independent; results are identical to a serial run). Progress is then reported per
     finished run rather than per tick.
     """
-    from simulations.policies import HpaCpu
-
-    jobs: list[Policy] = [*build_policies(prepared.scenario), *extra_policies]
+    jobs: list[Strategy] = [*build_policies(prepared.scenario), *extra_policies]
     n_main = len(jobs)
     names = {p.name for p in jobs}
     targets: dict[int, str] = {}
@@ -305,20 +330,20 @@ def simulate(
     runs = {target: done[name] for target, name in targets.items()}
     if frontier and prepared.scenario.frontier_refine and len(runs) >= 2:
         # The frontier between two coarse targets is not the chord: add the integer
-        # targets between the sweep points that bracket each policy's tau_U.
+        # targets between the sweep points that bracket each strategy's tau_U.
         sweep = {t: _tau_u_pct(prepared, tl) for t, tl in runs.items()}
         main = {p.target_pct: p.name for p in jobs[:n_main] if isinstance(p, HpaCpu)}
-        # Not for an hpa-cpu policy that is itself a sweep point (it is on the frontier
+        # Not for an hpa-cpu run that is itself a sweep point (it is on the frontier
         # already). The oracle is refined too: its gap closed is 1 by definition, but
         # its cost against the HPA at tau_U 0 is read off the same frontier.
         skip = {name for t, name in main.items() if t in runs}
         taus = [_tau_u_pct(prepared, tl) for n, tl in timelines.items() if n not in skip]
         wanted = scoring.refine_targets(sweep, taus)
         runs.update({t: timelines[main[t]] for t in wanted if t in main})
-        more = [HpaCpu(t, name=f"hpa-cpu@{t}") for t in wanted if t not in main]
+        more: list[Strategy] = [HpaCpu(t, name=f"hpa-cpu@{t}") for t in wanted if t not in main]
         if more:
             extra = _run_jobs(prepared, more, workers, progress)
-            runs.update({p.target_pct: extra[p.name] for p in more})
+            runs.update({int(p.name.partition("@")[2]): extra[p.name] for p in more})
     return Result(prepared, timelines, dict(sorted(runs.items())))
 
 
@@ -332,29 +357,27 @@ def _tau_u_pct(prepared: Prepared, tl: Timeline) -> float:
 
 def _run_jobs(
     prepared: Prepared,
-    jobs: Sequence[Policy],
+    jobs: Sequence[Strategy],
     workers: int,
     progress: Callable[[str, int, int], None] | None,
 ) -> dict[str, Timeline]:
     """Run ``jobs`` (in ``workers`` processes if more than one); timelines by name."""
     n = len(prepared.demand)
-    done: dict[str, Timeline] = {}
     if workers > 1 and len(jobs) > 1:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_run_named, prepared, p): p.name for p in jobs}
-            for fut in as_completed(futures):
-                done[futures[fut]] = fut.result()
-                if progress is not None:
-                    progress(futures[fut], n, n)
-    else:
-        for policy in jobs:
-            cb = None if progress is None else _bind(progress, policy.name)
-            done[policy.name] = run_policy(prepared, policy, cb)
+        def done(i: int, total: int) -> None:
             if progress is not None:
-                progress(policy.name, n, n)
-    return done
+                progress(f"{i}/{total} runs", n, n)
+
+        timelines = run_jobs(_run_named, [(prepared, p) for p in jobs], workers, done)
+        return {p.name: tl for p, tl in zip(jobs, timelines, strict=True)}
+    out: dict[str, Timeline] = {}
+    for policy in jobs:
+        cb = None if progress is None else _bind(progress, policy.name)
+        out[policy.name] = run_policy(prepared, policy, cb)
+        if progress is not None:
+            progress(policy.name, n, n)
+    return out
 
 
 def _bind(progress: Callable[[str, int, int], None], name: str) -> Callable[[int], None]:

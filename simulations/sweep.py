@@ -17,12 +17,13 @@ Callers: ``autoscaler sweep``; tests; benchmarks.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from models.errors import InputError
+from simulations.jobs import run_jobs
+from simulations.world import ControllerFactory
 
 Engine = Literal["processes", "dask", "serial"]
 
@@ -36,17 +37,19 @@ class Job:
     policy: str
     workload: str
     budget: float | None
+    #: builds the controller ``predictive`` runs (top-level function: it pickles).
+    controller: ControllerFactory | None = None
 
 
 def run_job(job: Job) -> dict[str, Any]:
     """Prepare the variant, run the policy, return its score as a flat row."""
-    from simulations.policies import make_policy
     from simulations.report import score_timeline
     from simulations.scenario import Result, prepare, run_policy, scenario_from_dict
+    from simulations.strategies import make_strategy
 
     sc = scenario_from_dict(job.scenario, "sweep")
-    prepared = prepare(sc, Path(job.base) if job.base else None)
-    timeline = run_policy(prepared, make_policy(job.policy, "sweep"))
+    prepared = prepare(sc, Path(job.base) if job.base else None, controller=job.controller)
+    timeline = run_policy(prepared, make_strategy(job.policy, "sweep"))
     result = Result(prepared, {job.policy: timeline})
     s, _ = score_timeline(timeline, result)
     row: dict[str, Any] = {"workload": job.workload, "budget_hourly": job.budget}
@@ -61,6 +64,7 @@ def build_jobs(
     quantiles: Sequence[float],
     budgets: Sequence[float],
     workloads: Sequence[str],
+    controller: ControllerFactory | None = None,
 ) -> list[Job]:
     """The grid: per workload x budget, the hpa-cpu targets, the quantiles, and the oracle."""
     names = list(workloads) or [scenario.get("workload", "refinory-ai")]
@@ -80,7 +84,7 @@ def build_jobs(
                 # The frontier and the oracle do not depend on our budget: run them once.
                 policies += [f"hpa-cpu@{t}" for t in targets] + ["oracle"]
             for p in policies:
-                jobs.append(Job(variant, base, p, label, budget))
+                jobs.append(Job(variant, base, p, label, budget, controller))
     return jobs
 
 
@@ -150,7 +154,7 @@ def refine_jobs(jobs: Sequence[Job], rows: Sequence[dict[str, Any]]) -> list[Job
         if base is None or len(sweep) < 2:
             continue
         for t in refine_targets(sweep, taus):
-            extra.append(Job(base.scenario, base.base, f"hpa-cpu@{t}", wl, None))
+            extra.append(Job(base.scenario, base.base, f"hpa-cpu@{t}", wl, None, base.controller))
     return extra
 
 
@@ -170,12 +174,7 @@ def _run_rows(
             if progress is not None:
                 progress(i + 1, total)
     elif engine == "processes":
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            rows = []
-            for i, row in enumerate(pool.map(run_job, jobs)):
-                rows.append(row)
-                if progress is not None:
-                    progress(i + 1, total)
+        rows = run_jobs(run_job, jobs, workers, progress)
     elif engine == "dask":
         rows = _run_dask(jobs, workers, scheduler, progress)
     else:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,41 +21,22 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from models import units
 from models.backtest import SIMPLE_BASELINES, BacktestResult, compare, default_config, run_backtest
 from models.common import horizon_steps
 from models.errors import InputError
 from models.registry import DEFAULT_MODEL, FORECASTERS
 from models.traces import Trace, load_trace
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
 
 def parse_duration(text: str, flag: str = "--horizon") -> float:
     """``90s``, ``2m``, ``1h``, ``1d`` or plain seconds -> seconds (> 0)."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
-    if not m:
-        raise InputError(flag, f"{text!r} is not a duration", "write e.g. 90s, 2m or 1h")
-    value = float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    if value <= 0:
-        raise InputError(flag, f"{text!r} is not positive", "write e.g. 90s, 2m or 1h")
-    return value
+    return units.parse_duration(text, flag)
 
 
 def parse_quantile_list(text: str) -> list[tuple[str, float]]:
     """``"0.5,0.9"`` -> [("0.5", 0.5), ("0.9", 0.9)], keeping the text as given."""
-    out: list[tuple[str, float]] = []
-    for part in text.split(","):
-        p = part.strip()
-        try:
-            q = float(p)
-        except ValueError as err:
-            raise InputError("--quantiles", f"{p!r} is not a number", "write e.g. 0.5,0.9") from err
-        if not 0 < q < 1 or not math.isfinite(q):
-            raise InputError("--quantiles", f"{p} is not between 0 and 1", "write e.g. 0.5,0.9")
-        if any(q == v for _, v in out):
-            raise InputError("--quantiles", f"{p} is given twice", "list each level once")
-        out.append((p, q))
-    return out
+    return units.parse_quantile_list(text, "--quantiles")
 
 
 def write_forecasts(path: Path, trace: Trace, result: BacktestResult, names: list[str]) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 
+from autoscaler.cli.simworld import controller_for
 from models.errors import InputError
 from policies.budget import (
     AllocationRequest,
@@ -34,6 +34,7 @@ from policies.budget import (
 )
 from policies.costguard import allocate
 from policies.ledger import LedgerState, Projection, accrue, project
+from simulations.jobs import run_jobs
 
 HELP = "Cost guard: clamp replicas to an environment's budget, by priority."
 
@@ -295,13 +296,15 @@ class _Job:
 
 def _run_job(job: _Job) -> ReportRow:
     """Run one policy on the scenario (in a worker process) and summarise it."""
-    from simulations.policies import make_policy
     from simulations.report import score_timeline
     from simulations.scenario import Result, prepare, run_policy, scenario_from_dict
+    from simulations.strategies import make_strategy as make_policy
 
     data = dict(job.scenario)
     data["budget"] = job.budget
-    prepared = prepare(scenario_from_dict(data, job.label), Path(job.base))
+    prepared = prepare(
+        scenario_from_dict(data, job.label), Path(job.base), controller=controller_for
+    )
     timeline = run_policy(prepared, make_policy(job.policy, "budget report"))
     score, _ = score_timeline(timeline, Result(prepared, {job.policy: timeline}))
     budget = prepared.scenario.budget
@@ -546,8 +549,8 @@ def _parse_budgets(text: str) -> list[float]:
 
 def _oracle_peak_cost(data: dict[str, Any], base: Path) -> float:
     """$ per hour of the oracle's busiest moment: just enough capacity at the peak."""
-    from simulations.policies import make_policy
     from simulations.scenario import prepare, run_policy, scenario_from_dict
+    from simulations.strategies import make_strategy as make_policy
 
     prepared = prepare(scenario_from_dict(dict(data), "frontier"), base)
     timeline = run_policy(prepared, make_policy("oracle", "frontier"))
@@ -555,10 +558,7 @@ def _oracle_peak_cost(data: dict[str, Any], base: Path) -> float:
 
 
 def _run_all(jobs: list[_Job], workers: int) -> list[ReportRow]:
-    if workers == 1 or len(jobs) == 1:
-        return [_run_job(job) for job in jobs]
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-        return list(pool.map(_run_job, jobs))
+    return run_jobs(_run_job, jobs, workers)
 
 
 def _report_text(name: str, rows: list[ReportRow]) -> str:

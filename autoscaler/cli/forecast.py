@@ -24,26 +24,12 @@ import typer
 
 from autoscaler.sources.base import has_data, is_stale
 from autoscaler.sources.prometheus import PrometheusSource, to_unix
-from autoscaler.sources.settings import load_prometheus_settings, parse_duration
+from autoscaler.sources.settings import load_prometheus_settings
 from models.errors import InputError, PermanentError
 from models.registry import DEFAULT_MODEL, make_forecaster
+from models.units import parse_duration, parse_quantiles
 
 log = logging.getLogger(__name__)
-
-
-def parse_quantiles(text: str) -> list[float]:
-    """``"0.5,0.9"`` -> [0.5, 0.9]; each strictly between 0 and 1, sorted, unique."""
-    out: list[float] = []
-    for part in text.split(","):
-        p = part.strip()
-        try:
-            q = float(p)
-        except ValueError as err:
-            raise InputError("--quantiles", f"{p!r} is not a number", "write e.g. 0.5,0.9") from err
-        if not 0 < q < 1:
-            raise InputError("--quantiles", f"{p} is not between 0 and 1", "write e.g. 0.5,0.9")
-        out.append(q)
-    return sorted(set(out))
 
 
 def parse_end(text: str | None) -> float:

@@ -11,6 +11,7 @@ Callers: the ``autoscaler`` console script; ``make demo``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Annotated, Any
 
 import typer
 
+from autoscaler.cli.objects import load_user_objects
+from autoscaler.cli.simworld import controller_for
 from models.errors import InputError
 from simulations import report as sim_report
 from simulations.scenario import (
@@ -30,6 +33,7 @@ from simulations.scenario import (
     simulate,
 )
 from simulations.workloads import custom_workload
+from simulations.world import parse_outage
 
 
 def _build_scenario(
@@ -46,8 +50,10 @@ def _build_scenario(
     policy: str | None,
     days: float | None,
     observe_seconds: float | None = None,
+    workload_dict: dict[str, Any] | None = None,
 ) -> tuple[Scenario, Path | None]:
-    """A scenario file (if any) with the flags laid over it."""
+    """A scenario file (if any) with the flags laid over it (``workload_dict``: a
+    workload built from the user's objects)."""
     base: Path | None = None
     data: dict[str, Any] = {}
     if scenario_path is not None:
@@ -62,6 +68,9 @@ def _build_scenario(
         data.setdefault("name", Path(trace).stem)
     if value_unit is not None:
         data["value_unit"] = value_unit
+    if workload_dict is not None:
+        data["workload"] = workload_dict
+        data.pop("budget", None)  # the objects' CostBudgets are the budget
     if workload is not None and capacity_rps is not None:
         raise InputError(
             "--workload/--capacity-rps", "both given", "name a workload OR describe one by flags"
@@ -198,8 +207,37 @@ def register(app: typer.Typer) -> None:
         workers: Annotated[
             int, typer.Option(help="Processes to spread the policy runs over (same results).")
         ] = 2,
+        objects: Annotated[
+            list[Path] | None,
+            typer.Option(
+                "--objects",
+                help="YAML with your PredictiveAutoscaler, its CostBudgets and its"
+                " Deployment/StatefulSet (repeatable): replay them as the controller would.",
+            ),
+        ] = None,
+        outage: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--outage",
+                help="OFFSET/DURATION from the replay's start, e.g. 26h/10m (repeatable):"
+                " the metrics source fails for DURATION while demand goes on.",
+            ),
+        ] = None,
     ) -> None:
         """Replay a trace through the policies and the emulated HPA; score them."""
+        user = None
+        if objects:
+            if workload is not None or capacity_rps is not None:
+                raise InputError(
+                    "--objects",
+                    "given with --workload/--capacity-rps",
+                    "the objects describe the workload: drop those flags",
+                )
+            user, built = load_user_objects(objects, startup_seconds)
+            workload_dict: Any = built.model_dump()
+            listed = [p.strip() for p in (policy or "").split(",") if p.strip()]
+            policy = ",".join(["predictive", *[p for p in listed if p != "predictive"]])
+            startup_seconds = min_replicas = max_replicas = None
         sc, base = _build_scenario(
             scenario,
             trace,
@@ -214,8 +252,13 @@ def register(app: typer.Typer) -> None:
             policy,
             days,
             observe_seconds,
+            workload_dict if user is not None else None,
         )
-        prepared = prepare(sc, base)
+        prepared = prepare(sc, base, controller=controller_for, objects=user)
+        if outage:
+            start = prepared.demand.start
+            outages = tuple(parse_outage(o, start) for o in outage)
+            prepared = dataclasses.replace(prepared, outages=outages)
         if workers < 1:
             raise InputError("--workers", f"{workers} workers", "use 1 or more")
         scored = _progress_runner(prepared, frontier, as_json, workers)
@@ -290,6 +333,7 @@ def _register_sweep(app: typer.Typer) -> None:
             _floats(quantile, "--quantile"),
             _floats(budget, "--budget"),
             [w.strip() for w in (workload or "").split(",") if w.strip()],
+            controller_for,
         )
         rows = run_sweep(jobs, engine, workers, scheduler)  # type: ignore[arg-type]
         import pandas as pd

@@ -29,13 +29,16 @@ from autoscaler.settings import ControllerSettings
 from autoscaler.sources.base import MetricSource
 from models.errors import AutoscalerError, RetryableError
 
-log = logging.getLogger("autoscaler.controller")
+LOG = logging.getLogger("autoscaler.controller")
 
 
 class History:
     """Fetches each tick's new samples and pages in older history."""
 
-    def __init__(self, settings: ControllerSettings, source: MetricSource) -> None:
+    def __init__(
+        self, settings: ControllerSettings, source: MetricSource, log: logging.Logger = LOG
+    ) -> None:
+        self.log = log
         self.settings = settings
         self.source = source
         #: whether the last ``fetch`` was a cold one (a first fetch is enough for a tick).
@@ -102,7 +105,7 @@ class History:
             answer = self.source.history_by(query, start, end, step)
         except AutoscalerError as err:
             log_event(
-                log,
+                self.log,
                 "query_failed",
                 f"history query failed: {err}",
                 logging.WARNING,
@@ -117,7 +120,9 @@ class History:
         # Without the source's attrs: pandas deep-copies attrs on every operation,
         # which costs seconds per tick over 1,000 histories.
         return {
-            key: pd.Series(series.to_numpy(dtype=float), index=series.index, dtype=float)
+            key: series
+            if not series.attrs and series.dtype == float
+            else pd.Series(series.to_numpy(dtype=float), index=series.index, dtype=float)
             for key, series in answer.items()
         }
 
@@ -164,7 +169,7 @@ class History:
                 # after every page would cost a full refit per tick for ~15 minutes.
                 w.state.fitted_at = None
         log_event(
-            log,
+            self.log,
             "backfill_page",
             f"backfilled {len(members)} workloads back to {rfc3339(start)}",
             logging.DEBUG,

@@ -26,13 +26,15 @@ controller adapter (``autoscaler.cli.simworld``), the benchmarks.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -51,12 +53,13 @@ from autoscaler.metrics import ControllerMetrics
 from autoscaler.settings import ControllerSettings
 from autoscaler.sources.base import MetricSource
 from autoscaler.store import MetricValue
+from models.common import unix_seconds
 from models.errors import AutoscalerError
 from policies.ledger import LedgerState, month_key
 from policies.objects import Budget, PredictiveAutoscaler, TargetInfo
 from policies.tick import NO_BUDGET, EnvironmentResult, Observation, TickPlan, plan_tick
 
-log = logging.getLogger("autoscaler.controller")
+LOG = logging.getLogger("autoscaler.controller")
 
 
 class LedgerBackend(Protocol):
@@ -91,6 +94,20 @@ def _ledger_from_status(budget: Budget, when: datetime) -> LedgerState | None:
 _RECENT = 2048
 
 
+@dataclass(frozen=True)
+class _Gauges:
+    """A workload's gauge children, looked up once."""
+
+    labels: tuple[str, str]
+    quantile: str
+    forecast_load: Any
+    observed_load: Any
+    desired_replicas: Any
+    served_replicas: Any
+    current_replicas: Any
+    fallback_active: Any
+
+
 class Controller:
     """The reconcile loop. Thread-safety: one thread calls ``reconcile``; readers use
     ``last_report`` (an immutable object swapped whole)."""
@@ -106,9 +123,12 @@ class Controller:
         ledger: LedgerBackend | None = None,
         is_leader: Callable[[], bool] = lambda: True,
         dry_run: bool = False,
+        log: logging.Logger = LOG,
     ) -> None:
         from autoscaler.ledger_store import LedgerStore
 
+        #: where the loop logs (the simulator hands in a quiet logger of its own).
+        self.log = log
         self.settings = settings
         self.source = source
         self.cluster = cluster
@@ -120,8 +140,8 @@ class Controller:
         )
         self.is_leader = is_leader
         self.dry_run = dry_run
-        self.history = History(settings, source)
-        self.writer = Writer(settings, cluster, is_leader, dry_run)
+        self.history = History(settings, source, log)
+        self.writer = Writer(settings, cluster, is_leader, dry_run, log)
         self.shadow = ShadowRecorder(settings.shadow.path, settings.shadow.max_bytes)
         self.workloads: dict[str, Workload] = {}
         self.ledgers: dict[str, LedgerState] = {}
@@ -131,6 +151,7 @@ class Controller:
         self._budgets: list[Budget] = []
         #: recent (stamp, value) samples per workload, to score forecasts.
         self._recent: dict[str, deque[tuple[float, float]]] = {}
+        self._children: dict[str, _Gauges] = {}
         self.last_report: ReconcileReport | None = None
         self.last_plan: TickPlan | None = None
 
@@ -144,7 +165,7 @@ class Controller:
             try:
                 self.reconcile()
             except Exception:  # a bug must not kill the loop: log it, try again next tick
-                log.exception("reconcile failed")
+                self.log.exception("reconcile failed")
             stop.wait(max(0.0, period - (time.monotonic() - started)))
 
     def reconcile(self) -> ReconcileReport:
@@ -195,11 +216,13 @@ class Controller:
                 try:
                     self.ledger_store.save(self.ledgers)
                 except OSError as err:
-                    log_event(log, "ledger_save_failed", str(err), logging.ERROR)
-        self._remember(data)
-        self._observe_metrics(now, results, plan.environments)
+                    log_event(self.log, "ledger_save_failed", str(err), logging.ERROR)
+        if self.metrics.enabled:
+            self._remember(data)
+            self._observe_metrics(now, results, plan.environments)
         duration = time.perf_counter() - started
-        self.metrics.reconcile_duration.observe(duration)
+        if self.metrics.enabled:
+            self.metrics.reconcile_duration.observe(duration)
         report = ReconcileReport(
             time=now,
             duration_seconds=duration,
@@ -209,9 +232,9 @@ class Controller:
             errors=tuple(errors),
             leader=leader,
         )
-        if log.isEnabledFor(logging.INFO):
+        if self.log.isEnabledFor(logging.INFO):
             log_event(
-                log,
+                self.log,
                 "reconcile",
                 f"reconciled {len(results)} workloads in {duration:.3f}s",
                 workloads=len(results),
@@ -263,7 +286,7 @@ class Controller:
             ns, target = (w.pa.metadata.namespace, w.pa.spec.target_ref.name) if w else ("", "")
             if ev.reason == "FallbackStarted":
                 log_event(
-                    log,
+                    self.log,
                     "fallback_started",
                     f"{ev.key}: {ev.message}",
                     logging.WARNING,
@@ -272,7 +295,11 @@ class Controller:
                 )
             elif ev.reason == "FallbackEnded":
                 log_event(
-                    log, "fallback_ended", f"{ev.key}: {ev.message}", namespace=ns, workload=target
+                    self.log,
+                    "fallback_ended",
+                    f"{ev.key}: {ev.message}",
+                    namespace=ns,
+                    workload=target,
                 )
 
     # ---------------------------------------------------------- objects and data
@@ -283,12 +310,12 @@ class Controller:
             self._autoscalers = self.cluster.list_autoscalers()
         except AutoscalerError as err:
             errors.append(f"list PredictiveAutoscalers: {err}")
-            log_event(log, "kube_error", str(err), logging.WARNING, call="list_autoscalers")
+            log_event(self.log, "kube_error", str(err), logging.WARNING, call="list_autoscalers")
         try:
             self._budgets = self.cluster.list_budgets()
         except AutoscalerError as err:
             errors.append(f"list CostBudgets: {err}")
-            log_event(log, "kube_error", str(err), logging.WARNING, call="list_budgets")
+            log_event(self.log, "kube_error", str(err), logging.WARNING, call="list_budgets")
 
     def _sync_workloads(self) -> dict[str, str]:
         """Add new autoscalers, update changed ones, forget deleted ones.
@@ -310,16 +337,20 @@ class Controller:
                 self.settings.prometheus.backfill_seconds,
             )
             if w is None:
-                self.workloads[key] = Workload(pa=pa, spec=spec)
+                w = self.workloads[key] = Workload(pa=pa, spec=spec)
             else:
                 if spec.model != w.spec.model:
                     w.state.forecaster = None  # a different model: refit at once
                 w.pa, w.spec = pa, spec
+            w.metric_labels = metric_labels(pa)
         for key in [k for k in self.workloads if k not in seen]:
             gone = self.workloads.pop(key)
             self._recent.pop(key, None)
+            self._children.pop(key, None)
             self.metrics.forget(gone.pa.metadata.namespace, gone.pa.spec.target_ref.name)
-            log_event(log, "workload_removed", f"{key} deleted; no longer served", workload=key)
+            log_event(
+                self.log, "workload_removed", f"{key} deleted; no longer served", workload=key
+            )
         return {key: self._environment(w.pa) for key, w in self.workloads.items()}
 
     def _environment(self, pa: PredictiveAutoscaler) -> str:
@@ -368,7 +399,7 @@ class Controller:
         try:
             loaded = dict(self.ledger_store.load())
         except AutoscalerError as err:
-            log_event(log, "ledger_unreadable", str(err), logging.ERROR)
+            log_event(self.log, "ledger_unreadable", str(err), logging.ERROR)
             return f"ledger unreadable: {err}"
         for budget in self._budgets:
             if budget.name in loaded:
@@ -392,7 +423,7 @@ class Controller:
             MetricValue(
                 namespace=r.namespace,
                 name=METRIC_NAME,
-                labels=metric_labels(self.workloads[r.key].pa),
+                labels=self.workloads[r.key].metric_labels,
                 value=r.served,
                 timestamp=now,
             )
@@ -418,12 +449,12 @@ class Controller:
             if series.empty:
                 continue
             recent = self._recent.setdefault(key, deque(maxlen=_RECENT))
-            stamps = pd.DatetimeIndex(series.index).as_unit("ms").asi8 / 1e3
+            stamps = unix_seconds(series.index)
             values = series.to_numpy(dtype=float)
-            last = recent[-1][0] if recent else -np.inf
-            for s, v in zip(stamps, values, strict=True):
-                if s > last and np.isfinite(v):
-                    recent.append((float(s), float(v)))
+            first = int(np.searchsorted(stamps, recent[-1][0], side="right")) if recent else 0
+            for s, v in zip(stamps[first:].tolist(), values[first:].tolist(), strict=True):
+                if math.isfinite(v):
+                    recent.append((s, v))
 
     def _observe_metrics(
         self, now: float, results: list[WorkloadResult], envs: list[EnvironmentResult]
@@ -434,20 +465,21 @@ class Controller:
         for r in results:
             d = r.decision
             labels = (r.namespace, r.target)
+            g = self._gauges(r, labels)
             if r.forecast_load is not None:
-                m.forecast_load.labels(*labels, f"{r.risk_quantile:g}").set(r.forecast_load)
+                g.forecast_load.set(r.forecast_load)
             if r.observed_load is not None:
-                m.observed_load.labels(*labels).set(r.observed_load)
-            m.desired_replicas.labels(*labels).set(d.desired_replicas)
-            m.served_replicas.labels(*labels).set(d.replicas)
-            m.current_replicas.labels(*labels).set(r.current_replicas)
-            m.fallback_active.labels(*labels).set(1 if d.fallback else 0)
+                g.observed_load.set(r.observed_load)
+            g.desired_replicas.set(d.desired_replicas)
+            g.served_replicas.set(d.replicas)
+            g.current_replicas.set(r.current_replicas)
+            g.fallback_active.set(1 if d.fallback else 0)
             constraint = "fallback" if d.fallback else d.binding_constraint
             if constraint != "none":
                 m.clamps.labels(*labels, constraint).inc()
-                if log.isEnabledFor(logging.INFO):
+                if self.log.isEnabledFor(logging.INFO):
                     log_event(
-                        log,
+                        self.log,
                         "clamp",
                         f"{r.key}: {constraint}: {d.reason}",
                         namespace=r.namespace,
@@ -472,6 +504,26 @@ class Controller:
             m.budget_hourly_cost.labels(name).set(env.hourly_cost)
             m.budget_infeasible.labels(name).set(1 if env.infeasible else 0)
 
+    def _gauges(self, r: WorkloadResult, labels: tuple[str, str]) -> _Gauges:
+        """One workload's gauge children (looking them up by labels costs microseconds
+        each, eight times per workload per tick)."""
+        q = f"{r.risk_quantile:g}"
+        g = self._children.get(r.key)
+        if g is None or g.labels != labels or g.quantile != q:
+            m = self.metrics
+            g = _Gauges(
+                labels,
+                q,
+                m.forecast_load.labels(*labels, q),
+                m.observed_load.labels(*labels),
+                m.desired_replicas.labels(*labels),
+                m.served_replicas.labels(*labels),
+                m.current_replicas.labels(*labels),
+                m.fallback_active.labels(*labels),
+            )
+            self._children[r.key] = g
+        return g
+
     def _forecast_error(self, w: Workload, now: float, step: float) -> None:
         """Score forecasts whose lead window has been observed: (observed peak - f) / f.
 
@@ -493,10 +545,15 @@ class Controller:
             w.pending.popleft()
             if forecast <= 0 or recent is None:
                 continue
-            window = [v for s, v in recent if made < s <= due]
-            if not window:
+            peak = -math.inf
+            for s, v in reversed(recent):  # the window is the newest few samples
+                if s <= made:
+                    break
+                if s <= due and v > peak:
+                    peak = v
+            if peak == -math.inf:
                 continue
-            ratio = (max(window) - forecast) / forecast
+            ratio = (peak - forecast) / forecast
             self.metrics.forecast_error_ratio.labels(
                 w.pa.metadata.namespace, w.pa.spec.target_ref.name
             ).set(ratio)

@@ -35,6 +35,8 @@ class Workload(LoopState):
     hpa_written: tuple[int, float] | None = None  # (ceiling, when)
     status_written: tuple[tuple[Any, ...], float] | None = None  # (essentials, when)
     result: WorkloadResult | None = None
+    #: labels of the served series (``autoscaler.kube.hpa.metric_labels``).
+    metric_labels: dict[str, str] = field(default_factory=dict)
 
 
 def scaling_spec(

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from models.errors import InputError
+from models.units import parse_duration as parse_duration  # re-exported
 
 #: Prometheus rejects a range query with more points than this per series
 #: ("exceeded maximum resolution of 11,000 points per timeseries"); Thanos and Mimir
@@ -169,33 +170,3 @@ def load_prometheus_settings(
             first["msg"],
             "see docs/prometheus.md for the settings",
         ) from err
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
-_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800, "y": 31_536_000}
-
-
-def parse_duration(text: str, where: str) -> float:
-    """Seconds in a Prometheus-style duration (``90s``, ``2m``, ``1h30m``, ``14d``).
-
-    A bare number is seconds. Raises ``InputError`` naming ``where`` otherwise.
-    """
-    s = text.strip()
-    try:
-        value = float(s)
-    except ValueError:
-        pass
-    else:
-        if value > 0 and value != float("inf"):
-            return value
-        raise InputError(where, f"duration {text!r} must be positive", "write e.g. 2m or 90s")
-    pos = 0
-    total = 0.0
-    for m in _DURATION.finditer(s):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNIT_S[m.group(2)]
-        pos = m.end()
-    if pos != len(s) or not s or total <= 0:
-        raise InputError(where, f"{text!r} is not a duration", "write e.g. 90s, 2m, 1h30m or 14d")
-    return total

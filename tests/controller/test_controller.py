@@ -18,13 +18,13 @@ import pytest
 from prometheus_client import generate_latest
 
 from autoscaler.controller import Controller
-from policies.decision import served_value
 from autoscaler.kube.cluster import StaticCluster, TargetInfo
 from autoscaler.ledger_store import LedgerStore
 from autoscaler.metrics import ControllerMetrics
 from autoscaler.settings import ControllerSettings, load_settings
 from autoscaler.sources.prometheus import PrometheusSource
 from autoscaler.store import DecisionStore
+from policies.decision import served_value
 from simulations.clock import SimClock
 from tests.integration.promfixture import (
     PrometheusServer,

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from autoscaler.kube import crdgen
-from policies.objects import PredictiveAutoscaler
 from models.errors import InputError
+from policies.objects import PredictiveAutoscaler
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "deploy" / "base" / "crds"

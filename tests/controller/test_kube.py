@@ -17,10 +17,10 @@ import pytest
 
 from autoscaler.clock import WallClock
 from autoscaler.kube.client import KubeClient, KubeError, KubeSettings, path_for
-from policies.objects import PredictiveAutoscaler
 from autoscaler.kube.events import emit_event
 from autoscaler.kube.hpa import desired_hpa, ensure_hpa
 from autoscaler.kube.leader import LeaderElector, LeaderSettings
+from policies.objects import PredictiveAutoscaler
 from tests.controller.kmockharness import KmockCluster
 
 HPA = "autoscaling/v2/horizontalpodautoscalers"

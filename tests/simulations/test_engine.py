@@ -14,8 +14,8 @@ from models.traces import load_trace
 from simulations.clock import SimClock
 from simulations.engine import demand_from_rate
 from simulations.pods import PodSet
-from simulations.policies import HpaCpu, Oracle, RunContext, Static
 from simulations.scenario import prepare, scenario_from_dict
+from simulations.strategies import HpaCpu, Oracle, RunContext, Static
 from simulations.workloads import custom_workload
 
 

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from autoscaler.cli import build_app
+from autoscaler.cli.simworld import controller_for
 from simulations.sweep import Job, build_jobs, run_sweep
 from tests.simulations.test_engine import noisy_daily, write_trace
 
@@ -24,7 +25,9 @@ def _base(tmp_path: Path) -> dict[str, Any]:
 
 
 def _jobs(tmp_path: Path) -> list[Job]:
-    return build_jobs(_base(tmp_path), None, [50, 90], [0.9], [0.02], ["discord-bot"])
+    return build_jobs(
+        _base(tmp_path), None, [50, 90], [0.9], [0.02], ["discord-bot"], controller_for
+    )
 
 
 def test_grid_has_frontier_oracle_and_budget_variants(tmp_path: Path) -> None:
@@ -40,7 +43,7 @@ def test_grid_has_frontier_oracle_and_budget_variants(tmp_path: Path) -> None:
     assert jobs[-1].scenario["budget"] == {"hourlyLimit": 0.02}
     # A scenario's own budget does not leak into the unbudgeted baseline.
     with_budget = {**_base(tmp_path), "budget": {"hourlyLimit": 9.0}}
-    rows = build_jobs(with_budget, None, [50], [], [0.5], ["discord-bot"])
+    rows = build_jobs(with_budget, None, [50], [], [0.5], ["discord-bot"], controller_for)
     assert [j.scenario.get("budget") for j in rows] == [None, None, None, {"hourlyLimit": 0.5}]
 
 
@@ -102,7 +105,7 @@ def test_refinement_runs_the_targets_around_each_predictive_tau_u(tmp_path: Path
     assert all(j.budget is None and j.scenario == jobs[0].scenario for j in extra)
     # A sweep of one target has no bracket; the real run appends its refinement rows.
     assert refine_jobs(jobs[:2] + jobs[3:], rows[:2] + rows[3:]) == []
-    few = build_jobs(_base(tmp_path), None, [60, 80], [0.9], [], ["discord-bot"])
+    few = build_jobs(_base(tmp_path), None, [60, 80], [0.9], [], ["discord-bot"], controller_for)
     out = run_sweep(few, "serial")
     assert [r["policy"] for r in out[: len(few)]] == [j.policy for j in few]
     added = [r["policy"] for r in out[len(few) :]]

@@ -8,19 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from autoscaler.cli.simworld import controller_for
 from models.errors import InputError
 from models.traces import load_trace
 from policies.budget import BudgetRequest
 from simulations.engine import demand_from_rate
-from simulations.policies import (
-    POLICIES,
+from simulations.strategies import (
+    STRATEGIES,
     HpaCpu,
     HpaRps,
     Predictive,
     PredictiveSettings,
     RunContext,
-    make_policy,
-    parse_policies,
+    make_strategy,
+    parse_strategies,
 )
 from simulations.workloads import custom_workload
 from tests.simulations.test_engine import noisy_daily, write_trace
@@ -29,13 +30,14 @@ from tests.simulations.test_engine import noisy_daily, write_trace
 def _ctx(tmp_path: Path, values: list[float], budget: BudgetRequest | None = None) -> RunContext:
     trace = load_trace(write_trace(tmp_path / "t.csv", values))
     w = custom_workload(capacity_rps=20.0, startup_seconds=90.0, min_replicas=2, max_replicas=60)
-    return RunContext(demand_from_rate(trace.rate_per_second, trace.step_seconds), w, budget=budget)
+    demand = demand_from_rate(trace.rate_per_second, trace.step_seconds)
+    return RunContext(demand, w, budget=budget, controller=controller_for)
 
 
-@pytest.mark.parametrize("kind", sorted(POLICIES), ids=sorted(POLICIES))
+@pytest.mark.parametrize("kind", sorted(STRATEGIES), ids=sorted(STRATEGIES))
 def test_every_registered_policy_runs_within_bounds(kind: str, tmp_path: Path) -> None:
     ctx = _ctx(tmp_path, noisy_daily(0.1, seed=3))
-    policy = make_policy(kind)
+    policy = make_strategy(kind)
     if isinstance(policy, Predictive):
         policy.settings = PredictiveSettings(model="last")
     tl = policy.run(ctx)
@@ -61,17 +63,17 @@ def test_every_registered_policy_runs_within_bounds(kind: str, tmp_path: Path) -
 )
 def test_bad_policy_names_are_input_errors(text: str, problem: str) -> None:
     with pytest.raises(InputError, match=problem.replace("(", r"\(").replace(")", r"\)")):
-        make_policy(text)
+        make_strategy(text)
 
 
 def test_policy_lists() -> None:
-    assert [p.name for p in parse_policies("hpa-cpu, predictive@0.95 ,oracle")] == [
+    assert [p.name for p in parse_strategies("hpa-cpu, predictive@0.95 ,oracle")] == [
         "hpa-cpu",
         "predictive@0.95",
         "oracle",
     ]
     with pytest.raises(InputError, match="twice"):
-        parse_policies("oracle,oracle")
+        parse_strategies("oracle,oracle")
 
 
 @pytest.mark.parametrize("policy", [HpaCpu(), HpaRps()], ids=["hpa-cpu", "hpa-rps"])
@@ -134,19 +136,19 @@ def test_cpu_hpa_memo_changes_nothing(tmp_path: Path) -> None:
 
 
 def test_scenario_overrides_reach_the_decision_spec(tmp_path: Path) -> None:
-    """risk_target and risk_quantile from a scenario's `predictive:` block reach
-    ScalingSpec; a risk quantile at or below the median is refused (it could not
-    measure an upper tail)."""
+    """risk_target and risk_quantile from a scenario's `predictive:` block reach the
+    PredictiveAutoscaler the controller runs; a risk quantile at or below the median is
+    refused (it could not measure an upper tail)."""
     from pydantic import ValidationError
 
-    from simulations.policies import Predictive, PredictiveSettings
     from simulations.scenario import PredictiveConfig
+    from simulations.strategies.predictive import scenario_autoscaler
 
     ctx = _ctx(tmp_path, noisy_daily(0.1, seed=3))
     cfg = PredictiveConfig(risk_target=0.02, risk_quantile=0.95)
-    spec = Predictive(PredictiveSettings(**cfg.model_dump())).spec(ctx)
-    assert (spec.risk_target, spec.risk_quantile) == (0.02, 0.95)
-    assert Predictive().spec(ctx).risk_target == 0.005
+    pa = scenario_autoscaler(ctx.workload, PredictiveSettings(**cfg.model_dump()), 15.0)
+    assert (pa.spec.risk_target, pa.spec.risk_quantile) == (0.02, 0.95)
+    assert scenario_autoscaler(ctx.workload, PredictiveSettings(), 15.0).spec.risk_target == 0.005
     with pytest.raises(ValidationError):
         PredictiveConfig(risk_quantile=0.5)
     with pytest.raises(ValidationError):

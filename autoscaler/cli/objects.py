@@ -1,0 +1,152 @@
+"""A user's own objects for a replay: ``simulate --objects`` and ``budget frontier``.
+
+Reads the PredictiveAutoscaler, CostBudgets and Deployment/StatefulSet a user already
+has (the same YAML ``autoscaler run --objects`` takes) and turns them into what the
+simulator replays: the objects themselves (the controller runs on them unchanged) and
+the simulated workload (capacity from the autoscaler, requests and limits from the
+target's pod template, start-up from ``--startup-seconds``). Every problem is one
+``InputError`` naming the file and object, never a traceback.
+
+Callers: ``autoscaler.cli.simulate``, ``autoscaler.cli.budget``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from autoscaler.kube.cluster import TARGET_PLURALS, sum_requests
+from models.errors import InputError
+from policies.budget import CostBudget, parse_model
+from policies.objects import CB_KIND, PA_KIND, Budget, PredictiveAutoscaler
+from policies.quantity import parse_quantity
+from simulations.strategies.base import UserObjects
+from simulations.workloads import Workload, workload_from_dict
+
+
+def read_documents(paths: Sequence[Path]) -> list[tuple[str, Mapping[str, Any]]]:
+    """Every mapping document of every file, with the file it came from."""
+    docs: list[tuple[str, Mapping[str, Any]]] = []
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise InputError(
+                str(path), f"cannot read: {err.strerror or err}", "check the path"
+            ) from None
+        try:
+            loaded = list(yaml.safe_load_all(text))
+        except yaml.YAMLError as err:
+            raise InputError(str(path), f"not valid YAML: {err}", "fix the syntax") from None
+        for doc in loaded:
+            if doc is None:
+                continue
+            if not isinstance(doc, dict):
+                raise InputError(
+                    str(path), "a document is not a mapping", "give Kubernetes objects"
+                )
+            docs.append((str(path), doc))
+    if not docs:
+        raise InputError("--objects", "no objects in the files given", "give YAML with objects")
+    return docs
+
+
+def _limits(pod_spec: Mapping[str, Any], where: str) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for container in pod_spec.get("containers") or []:
+        limits = (container.get("resources") or {}).get("limits") or {}
+        for key, value in limits.items():
+            totals[key] = totals.get(key, Decimal(0)) + parse_quantity(value, f"{where}.{key}")
+    return totals
+
+
+def load_user_objects(
+    paths: Sequence[Path], startup_seconds: float | None, tick_seconds: float = 15.0
+) -> tuple[UserObjects, Workload]:
+    """The one PredictiveAutoscaler of ``paths``, its CostBudgets and its target."""
+    docs = read_documents(paths)
+    pas: list[tuple[str, PredictiveAutoscaler]] = []
+    budgets: list[Budget] = []
+    targets: dict[tuple[str, str], tuple[str, Mapping[str, Any]]] = {}
+    for path, doc in docs:
+        kind = doc.get("kind")
+        meta = doc.get("metadata") or {}
+        if kind == PA_KIND:
+            pa = PredictiveAutoscaler.parse(dict(doc))
+            pas.append((path, pa))
+        elif kind == CB_KIND:
+            name = str(meta.get("name") or "")
+            if not name:
+                raise InputError(f"{path}: CostBudget", "metadata.name is missing", "name it")
+            budget_spec = parse_model(
+                CostBudget, doc.get("spec") or {}, f"{path}: CostBudget {name}"
+            )
+            labels = dict(meta.get("labels") or {})
+            budgets.append(Budget(name, budget_spec, labels, dict(doc.get("status") or {})))
+        elif kind in TARGET_PLURALS:
+            key = (str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
+            targets[key] = (path, doc)
+    if len(pas) != 1:
+        found = ", ".join(pa.key for _, pa in pas) or "none"
+        raise InputError(
+            "--objects",
+            f"simulate replays one PredictiveAutoscaler; the files hold {len(pas)} ({found})",
+            "give the files of one workload",
+        )
+    path, pa = pas[0]
+    ns, name = pa.metadata.namespace or "default", pa.spec.target_ref.name
+    if (ns, name) not in targets:
+        raise InputError(
+            f"{path}: {PA_KIND} {pa.key}",
+            f"its target {pa.spec.target_ref.kind} {ns}/{name} is not in the files",
+            "add the Deployment or StatefulSet it scales to --objects",
+        )
+    tpath, target = targets[(ns, name)]
+    where = f"{tpath}: {target.get('kind')} {ns}/{name}"
+    spec = target.get("spec") or {}
+    pod_spec = ((spec.get("template") or {}).get("spec")) or {}
+    try:
+        requests = sum_requests(pod_spec)
+    except InputError as err:
+        raise InputError(f"{where}: {err.where}", err.problem, err.fix) from None
+    if "cpu" not in requests or "memory" not in requests:
+        raise InputError(
+            where,
+            "its containers request no CPU or no memory, so a replica has no price",
+            "set resources.requests.cpu and .memory on its containers",
+        )
+    limits = _limits(pod_spec, f"{where}: limits")
+    cpu_request = Decimal(requests["cpu"])
+    cpu_limit = max(limits.get("cpu", cpu_request), cpu_request)
+    mem_limit = max(limits.get("memory", Decimal(requests["memory"])), Decimal(requests["memory"]))
+    s = pa.spec
+    if startup_seconds is None:
+        # The autoscaler's own statement: lead time = pod start-up + one HPA sync.
+        startup_seconds = max(0.0, s.lead_time_seconds - tick_seconds)
+    workload = workload_from_dict(
+        {
+            "name": pa.metadata.name,
+            "description": f"{pa.key} from {path}",
+            "resources": {
+                "requests": {"cpu": requests["cpu"], "memory": requests["memory"]},
+                "limits": {"cpu": format(cpu_limit, "f"), "memory": format(mem_limit, "f")},
+            },
+            "capacity_rps": s.capacity_per_replica,
+            "startup": {"distribution": "fixed", "seconds": startup_seconds},
+            "min_replicas": max(1, s.min_replicas),
+            "max_replicas": s.max_replicas,
+        },
+        where,
+    )
+    replicas = spec.get("replicas")
+    objects = UserObjects(
+        autoscaler=pa,
+        budgets=tuple(budgets),
+        requests={"cpu": requests["cpu"], "memory": requests["memory"]},
+        replicas=int(replicas) if isinstance(replicas, int) and replicas >= 0 else None,
+    )
+    return objects, workload

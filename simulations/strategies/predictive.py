@@ -1,0 +1,220 @@
+"""``predictive``: ours. The controller itself, run in a simulated world.
+
+Nothing of the controller is re-implemented here. Each tick the strategy:
+
+1. tells the emulated cluster what runs (``spec.replicas``, Ready pods);
+2. runs one reconcile of the controller (``SimController.tick``): it lists the
+   objects, fetches the load from the trace-replay source (which fails during a
+   replayed outage), decides, falls back, applies the cost guard, serves a value and
+   writes the owned HPA's ``maxReplicas``: the very code ``autoscaler run`` runs;
+3. passes the served value through the emulated HPA as an External metric with an
+   ``AverageValue`` target of 1 (as a real HPA consumes our metric), bounded by the
+   ``maxReplicas`` the controller wrote.
+
+The objects are the user's own (``simulate --objects``: their PredictiveAutoscaler,
+CostBudgets and Deployment), or made from the scenario: a PredictiveAutoscaler
+``sim/<workload>`` with the workload's capacity and bounds, a lead time of the
+start-up p90 plus one sync unless set, and the scenario's budget as a CostBudget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from models.errors import InputError
+from policies.budget import BudgetRequest, CostBudget, EnvironmentSelector
+from policies.decision import HPA_TOLERANCE
+from policies.objects import (
+    Budget,
+    ObjectMeta,
+    PredictiveAutoscaler,
+    PredictiveAutoscalerSpec,
+    TargetRef,
+)
+from simulations.clock import SimClock
+from simulations.engine import TickContext, Timeline, run_ticks
+from simulations.hpa import HorizontalController, replicas_from_external
+from simulations.strategies.base import RunContext
+from simulations.workloads import Workload
+from simulations.world import SimCluster, SimTarget, SimWorld, TraceSource
+
+#: the namespace of objects the simulator makes from a scenario.
+SIM_NAMESPACE = "sim"
+
+
+@dataclass
+class PredictiveSettings:
+    """Overrides of the PredictiveAutoscaler's defaults; ``None`` keeps the default."""
+
+    risk_quantile: float | None = None
+    #: share of time the workload may be under-provisioned.
+    risk_target: float | None = None
+    model: str | None = None
+    target_utilization: float | None = None
+    #: seconds from decision to Ready capacity; default: the start-up p90 plus one sync.
+    lead_seconds: float | None = None
+    #: seconds between refits (the controller's ``loop.refit_seconds``).
+    refit_seconds: float | None = None
+
+
+def scenario_autoscaler(
+    workload: Workload, settings: PredictiveSettings, tick_seconds: float
+) -> PredictiveAutoscaler:
+    """The PredictiveAutoscaler a scenario stands for."""
+    spec: dict[str, object] = {
+        "target_ref": TargetRef(name=workload.name),
+        "query": "load",
+        "capacity_per_replica": workload.capacity_rps,
+        "min_replicas": workload.min_replicas,
+        "max_replicas": workload.max_replicas,
+        "lead_time_seconds": settings.lead_seconds
+        if settings.lead_seconds is not None
+        else workload.startup.quantile(0.9) + tick_seconds,
+    }
+    for ours, theirs in (
+        ("risk_quantile", "risk_quantile"),
+        ("risk_target", "risk_target"),
+        ("model", "forecaster"),
+        ("target_utilization", "target_utilization"),
+    ):
+        value = getattr(settings, ours)
+        if value is not None:
+            spec[theirs] = value
+    return PredictiveAutoscaler(
+        metadata=ObjectMeta(name=workload.name, namespace=SIM_NAMESPACE),
+        spec=PredictiveAutoscalerSpec.model_validate(spec),
+    )
+
+
+def scenario_budget(budget: BudgetRequest, start: float) -> Budget | None:
+    """A scenario's budget as the CostBudget covering the ``sim`` namespace."""
+    if budget.hourly_limit is None and budget.monthly_limit is None:
+        return None
+    spec = CostBudget(
+        environment=SIM_NAMESPACE,
+        selector=EnvironmentSelector(namespaces=[SIM_NAMESPACE]),
+        hourly_limit=budget.hourly_limit,
+        monthly_limit=budget.monthly_limit,
+        pacing=budget.pacing,
+        mode=budget.mode,
+    )
+    status: dict[str, object] = {}
+    if budget.spent_this_month > 0:
+        # Spend so far this month, as a CostBudget status carries it: the controller
+        # seeds its ledger from it.
+        status = {
+            "spendDollars": budget.spent_this_month,
+            "lastUpdateTime": datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+    return Budget(SIM_NAMESPACE, spec, {}, status)
+
+
+def _observed_step(ctx: RunContext) -> float:
+    idx = ctx.demand.observed.index
+    if len(idx) >= 2:
+        return float((idx[1] - idx[0]).total_seconds())
+    return float(ctx.demand.step_seconds)
+
+
+@dataclass
+class Predictive:
+    """Ours: the controller, run against the trace through the emulated HPA."""
+
+    settings: PredictiveSettings = field(default_factory=PredictiveSettings)
+    name: str = "predictive"
+
+    def run(self, ctx: RunContext) -> Timeline:
+        if ctx.controller is None:
+            raise InputError(
+                self.name,
+                "no controller to run: the simulator is handed one by its caller",
+                "run it through `autoscaler simulate`, or pass"
+                " controller=autoscaler.cli.simworld.controller_for",
+            )
+        w = ctx.workload
+        d = ctx.demand
+        if ctx.objects is not None:
+            pa = ctx.objects.autoscaler
+            budgets = list(ctx.objects.budgets)
+            requests = dict(ctx.objects.requests)
+        else:
+            pa = scenario_autoscaler(w, self.settings, d.tick_seconds)
+            made = None if ctx.budget is None else scenario_budget(ctx.budget, d.start)
+            budgets = [] if made is None else [made]
+            req = w.resources.requests
+            requests = {"cpu": req.cpu, "memory": req.memory}
+        key = (pa.metadata.namespace, pa.spec.target_ref.name)
+        clock = SimClock(d.start)
+        target = SimTarget(requests)
+        cluster = SimCluster([pa], budgets, {key: target})
+        source = TraceSource(d.observed, clock, [key], ctx.outages)
+        step = _observed_step(ctx)
+        world = SimWorld(
+            clock=clock,
+            source=source,
+            cluster=cluster,
+            step_seconds=step,
+            step_offset_seconds=float(d.start % step),
+            tick_seconds=d.tick_seconds,
+            refit_seconds=self.settings.refit_seconds,
+        )
+        controller = ctx.controller(world)
+        hpa = HorizontalController(w.min_replicas, w.max_replicas)
+        n = len(d)
+        desired = np.zeros(n, dtype=np.int64)
+        served = np.zeros(n, dtype=float)
+        forecast = np.full(n, np.nan)
+        ceiling = np.zeros(n, dtype=np.int64)
+        fallback = np.zeros(n, dtype=bool)
+        clamped = np.zeros(n, dtype=bool)
+        spend = np.zeros(n, dtype=float)
+        hourly = np.zeros(n, dtype=float)
+        pa_key = pa.key
+
+        def tick(t: TickContext) -> int:
+            target.replicas = t.current_replicas
+            target.ready = t.pods.ready_count
+            target.alive = t.pods.alive
+            workloads, envs = controller.tick()
+            r = workloads[pa_key]
+            cap = cluster.hpa_max.get(pa_key, w.max_replicas)
+            hpa.max_replicas = max(hpa.min_replicas, min(cap, w.max_replicas))
+            # Our metric as a real HPA consumes it: External, AverageValue target 1.
+            proposal = replicas_from_external(
+                t.current_replicas,
+                [round(r.served * 1000.0)],
+                "AverageValue",
+                1000,
+                HPA_TOLERANCE,
+                ready_pods=len(t.pods.ready),
+                status_replicas=t.pods.alive,
+            )
+            i = t.i
+            desired[i] = r.replicas
+            served[i] = r.served
+            forecast[i] = r.forecast
+            ceiling[i] = hpa.max_replicas
+            fallback[i] = r.fallback
+            clamped[i] = r.budget_clamped
+            if envs:
+                env = next(iter(envs.values()))
+                spend[i] = env.spend
+                hourly[i] = env.hourly_cost
+            return int(hpa.sync(t.now, t.current_replicas, [proposal]))
+
+        extra: dict[str, np.ndarray] = {
+            "desired": desired,
+            "served_value": served,
+            "forecast": forecast,
+            "hpa_max_replicas": ceiling,
+            "fallback": fallback,
+        }
+        if budgets:
+            extra["budget_clamped"] = clamped
+            extra["spend_dollars"] = spend
+            extra["budget_hourly_cost"] = hourly
+        initial = ctx.objects.replicas if ctx.objects is not None else None
+        return run_ticks(d, w, self.name, tick, extra, ctx.progress, clock, initial)

@@ -1,0 +1,260 @@
+"""The simulated world the controller runs in: a trace-replay source and a cluster.
+
+The simulator does not re-implement the controller. It swaps the world around it, as
+SimPy swaps a real-time environment for a simulated one:
+
+* the clock: ``simulations.clock.SimClock``, advanced one HPA sync per tick;
+* the metric source: ``TraceSource``, the trace's rows as a PromQL backend would
+  answer ``history_by`` (each row visible from the start of its interval, never
+  earlier), failing with a retryable error during a replayed outage while demand goes
+  on;
+* the cluster: ``SimCluster``, the PredictiveAutoscalers, CostBudgets and targets the
+  controller lists and reads (replicas, Ready replicas and requests as the emulated
+  pods have them), and the owned HPA's ``maxReplicas`` the controller writes, which the
+  emulated HPA obeys.
+
+The controller itself comes from the caller as a ``ControllerFactory``: only the CLI
+(``autoscaler.cli.simworld``) may import the controller, so the simulator is handed
+one (layering: ``models <- policies <- simulations <- autoscaler``).
+
+Callers: ``simulations.strategies.predictive``, the parity test.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from models.common import unix_seconds
+from models.errors import InputError, RetryableError
+from policies.objects import Budget, PredictiveAutoscaler, TargetInfo, TargetRef
+from simulations.clock import SimClock
+
+
+@dataclass(frozen=True)
+class Outage:
+    """A metrics outage: the source fails from ``start`` for ``seconds`` (unix s)."""
+
+    start: float
+    seconds: float
+
+    @property
+    def end(self) -> float:
+        return self.start + self.seconds
+
+
+def parse_outage(text: str, trace_start: float, where: str = "--outage") -> Outage:
+    """``OFFSET/DURATION`` from the trace's start, e.g. ``26h/10m`` or ``3600/600``."""
+    from models.units import parse_duration
+
+    offset, sep, duration = text.partition("/")
+    if not sep:
+        raise InputError(where, f"{text!r} is not OFFSET/DURATION", "e.g. --outage 26h/10m")
+    off = parse_duration(offset, f"{where} offset")
+    dur = parse_duration(duration, f"{where} duration")
+    if dur <= 0:
+        raise InputError(where, f"duration {duration!r} is not positive", "e.g. 26h/10m")
+    return Outage(trace_start + off, dur)
+
+
+class TraceSource:
+    """A ``MetricSource`` that replays observed load (rate/s per observation window).
+
+    ``observed`` is stamped at each window's start, when the window's (constant) rate
+    becomes visible, as ``simulations.engine.Demand`` defines it. ``history_by``
+    answers as a PromQL backend does, under ``autoscaler.sources.base``'s contract: an
+    evenly spaced series on the query's grid over ``[start, end]``, never past the
+    clock's now (nothing from the future), NaN where the trace has no row (a gap), no
+    series at all where there is no sample; or it raises ``RetryableError`` while an
+    outage is on.
+    """
+
+    def __init__(
+        self,
+        observed: pd.Series,
+        clock: SimClock,
+        keys: Sequence[tuple[str, str]],
+        outages: Sequence[Outage] = (),
+        scale: Mapping[tuple[str, str], float] | None = None,
+    ) -> None:
+        self._index = pd.DatetimeIndex(observed.index)
+        self._stamps = unix_seconds(self._index)
+        self._values = observed.to_numpy(dtype=float)
+        self.clock = clock
+        self.keys = list(keys)
+        self.outages = sorted(outages, key=lambda o: o.start)
+        self.scale = dict(scale or {})
+        self.requests_sent = 0
+
+    def _check(self) -> None:
+        now = self.clock.now()
+        for o in self.outages:
+            if o.start <= now < o.end:
+                raise RetryableError(
+                    f"simulated metrics outage from {o.start:.0f} for {o.seconds:g}s"
+                )
+
+    def _grid(self, start: float, end: float, step: float) -> pd.Series:
+        """The samples on the query's grid ``start, start + step, ... <= end`` (and not
+        after now), NaN where the trace has no row: what a PromQL backend answers."""
+        end = min(float(end), self.clock.now())
+        if end < start:
+            return pd.Series(dtype=float)
+        n = int(math.floor((end - start) / step + 1e-9)) + 1
+        grid = start + step * np.arange(n, dtype=float)
+        lo = int(np.searchsorted(self._stamps, start - 1e-6, side="left"))
+        hi = int(np.searchsorted(self._stamps, grid[-1] + 1e-6, side="right"))
+        values = np.full(n, np.nan)
+        if hi > lo:
+            pos = np.rint((self._stamps[lo:hi] - start) / step).astype(np.int64)
+            on_grid = np.abs(start + pos * step - self._stamps[lo:hi]) < 1e-6
+            values[pos[on_grid]] = self._values[lo:hi][on_grid]
+        if n == hi - lo and bool(np.all(np.isfinite(values))):
+            index = self._index[lo:hi]  # the common case: no gap, reuse the index
+        else:
+            index = pd.DatetimeIndex(pd.to_datetime(grid, unit="s", utc=True))
+        return pd.Series(values, index=index, dtype=float)
+
+    def history(self, query: str, start: Any, end: Any, step: float) -> pd.Series:
+        self._check()
+        self.requests_sent += 1
+        return self._grid(_seconds(start), _seconds(end), float(step))
+
+    def history_by(
+        self,
+        query: str,
+        start: Any,
+        end: Any,
+        step: float,
+        by: Sequence[str] = ("namespace", "workload"),
+    ) -> dict[tuple[str, ...], pd.Series]:
+        self._check()
+        self.requests_sent += 1
+        series = self._grid(_seconds(start), _seconds(end), float(step))
+        if not np.isfinite(series.to_numpy()).any():
+            return {}  # a PromQL backend returns no series where there is no sample
+        out: dict[tuple[str, ...], pd.Series] = {}
+        for key in self.keys:
+            factor = self.scale.get(key, 1.0)
+            out[key] = series * factor if factor != 1.0 else series
+        return out
+
+
+def _seconds(t: Any) -> float:
+    if isinstance(t, int | float):
+        return float(t)
+    return float(pd.Timestamp(t).timestamp())
+
+
+@dataclass
+class SimTarget:
+    """One scaled workload as the emulated cluster holds it, updated every tick."""
+
+    requests: Mapping[str, str]
+    #: the workload's ``spec.replicas`` (what the HPA set), Ready pods, existing pods.
+    replicas: int = 1
+    ready: int = 0
+    alive: int = 0
+
+    def info(self) -> TargetInfo:
+        return TargetInfo(replicas=self.replicas, requests=self.requests, ready=self.ready)
+
+
+@dataclass
+class SimCluster:
+    """The ``Cluster`` the controller sees in a simulation.
+
+    It lists the given objects (the very same objects every tick, as an informer's
+    cache would), reads targets from the emulated pods, and keeps what the controller
+    writes: the owned HPA's ``maxReplicas`` (which the emulated HPA obeys), the last
+    statuses, and the Events.
+    """
+
+    autoscalers: list[PredictiveAutoscaler]
+    budgets: list[Budget]
+    targets: dict[tuple[str, str], SimTarget]
+    #: owned HPA maxReplicas by workload key (namespace/name), as last written.
+    hpa_max: dict[str, int] = field(default_factory=dict)
+    statuses: dict[str, Any] = field(default_factory=dict)
+    budget_statuses: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[float, str, str, str]] = field(default_factory=list)
+
+    def list_autoscalers(self) -> list[PredictiveAutoscaler]:
+        return self.autoscalers
+
+    def list_budgets(self) -> list[Budget]:
+        return self.budgets
+
+    def target(self, namespace: str, ref: TargetRef) -> TargetInfo | None:
+        t = self.targets.get((namespace, ref.name))
+        return None if t is None else t.info()
+
+    def ensure_hpa(self, pa: PredictiveAutoscaler, ceiling: int) -> str:
+        self.hpa_max[pa.key] = int(ceiling)
+        return "updated"
+
+    def patch_status(self, pa: PredictiveAutoscaler, status: Any) -> None:
+        self.statuses[pa.key] = status
+
+    def patch_budget_status(self, name: str, status: Any) -> None:
+        self.budget_statuses[name] = status
+
+    def event(
+        self, pa: PredictiveAutoscaler, reason: str, message: str, now: float, kind: str
+    ) -> None:
+        self.events.append((now, pa.key, reason, message))
+
+
+@dataclass(frozen=True)
+class WorkloadTick:
+    """One workload's outcome of one controller tick, as the simulator records it."""
+
+    #: replicas after every clamp (what the served value makes the HPA run).
+    replicas: int
+    #: the external-metric value served.
+    served: float
+    #: the forecast at the risk quantile (NaN when there is none).
+    forecast: float
+    #: the owned HPA's maxReplicas.
+    ceiling: int
+    budget_clamped: bool
+    fallback: bool
+
+
+@dataclass(frozen=True)
+class EnvironmentTick:
+    """One environment's outcome of one controller tick."""
+
+    spend: float
+    hourly_cost: float
+    hourly_cap: float
+
+
+class SimController(Protocol):
+    """The controller, as the simulator drives it: one reconcile per tick."""
+
+    def tick(self) -> tuple[Mapping[str, WorkloadTick], Mapping[str, EnvironmentTick]]: ...
+
+
+@dataclass
+class SimWorld:
+    """What a controller needs to run in simulation (handed to the factory)."""
+
+    clock: SimClock
+    source: TraceSource
+    cluster: SimCluster
+    #: the observation step (the trace's, or ``observe_seconds``) and its grid phase.
+    step_seconds: float
+    step_offset_seconds: float
+    tick_seconds: float
+    #: seconds between forecaster refits (None: the controller's default).
+    refit_seconds: float | None = None
+
+
+#: Builds the controller for a world (``autoscaler.cli.simworld.controller_for``).
+ControllerFactory = Callable[[SimWorld], SimController]
