@@ -8,7 +8,8 @@ Prometheus, Thanos Query, Grafana Mimir and VictoriaMetrics alike.
 Query conventions: load is a rate, so counters go through ``rate()`` (which also
 handles counter resets: a restarted pod's counter dropping to 0 is not a dip in
 load); ``history_by`` wraps the query in ``sum by (namespace, workload) (...)`` so one
-request returns every workload. Long ranges are paged: at most ``max_points`` steps
+request returns every workload, together with ``count by`` of the same query (see
+PARTIAL_SERIES). Long ranges are paged: at most ``max_points`` steps
 per series (the server's limit) and at most ``max_samples_per_request`` samples per
 request (the client's memory: decoding JSON costs ~230 bytes per sample at peak). The
 page size adapts to the number of series seen so far, so a tick (a few steps) is one
@@ -36,6 +37,10 @@ QUERY_ERROR         4xx (bad PromQL, bad auth, wrong path): ``PermanentError`` w
                     server's own error text and a fix.
 SERVER_ERROR        5xx, 429, connection refused: ``RetryableError``.
 TIMEOUT             no answer within ``timeout_seconds``: ``RetryableError``.
+PARTIAL_SERIES      fewer input series behind a sum (pods no longer scraped) look like
+                    less load: ``history_by`` reports the count per step in
+                    ``attrs["series_count"]`` (one request: ``counted_sum``); the
+                    caller decides (the controller treats a drop as missing data).
 PARTIAL             a 200 answer with ``warnings`` (Thanos partial response, a store
                     down): ``RetryableError`` by default, or accepted and logged.
 NOT_JSON            an HTML page or invalid JSON instead of the API's JSON: with a 5xx
@@ -73,6 +78,11 @@ from models.errors import InputError, PermanentError, RetryableError
 log = logging.getLogger(__name__)
 
 Key = tuple[str, ...]
+
+#: Label that marks the count series in ``history_by``'s answer (see ``counted_sum``);
+#: reserved-looking (``__...__``) so that no real metric carries it.
+AGG_LABEL = "__autoscaler_agg__"
+AGG_COUNT = "count"
 AutoscalerErrorType = RetryableError | PermanentError
 
 
@@ -297,24 +307,31 @@ class PrometheusSource:
     ) -> dict[Key, pd.Series]:
         """``sum by (<by>) (query)``: every workload in one request per page.
 
-        A series without one of the ``by`` labels gets "" there (PromQL's own rule:
-        an absent label equals the empty one). Workloads without data are absent keys.
+        Each series carries ``attrs["series_count"]``: the number of input series
+        behind its sum at each step (PARTIAL_SERIES). A series without one of the
+        ``by`` labels gets "" there (PromQL's own rule: an absent label equals the
+        empty one). Workloads without data are absent keys.
         """
         labels = tuple(by)
         for name in labels:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
                 raise InputError("by", f"{name!r} is not a label name", "use e.g. namespace")
         self._check_counters(query)
-        wrapped = f"sum by ({', '.join(labels)}) ({query})" if labels else f"sum({query})"
+        wrapped = counted_sum(query, labels)
         step_s, points = self._points(start, end, step)
 
         def key_of(metric: dict[str, str]) -> Key:
-            return tuple(metric.get(k, "") for k in labels)
+            # The count series carry the marker label; the sums do not.
+            return (metric.get(AGG_LABEL, ""), *(metric.get(k, "") for k in labels))
 
         raw = self._fetch(wrapped, points, step_s, key_of=key_of)
+        counts = {key[1:]: r for key, r in raw.items() if key[0] == AGG_COUNT}
         index = _index(points, step_s)
         out: dict[Key, pd.Series] = {}
-        for key, r in raw.items():
+        for marked, r in raw.items():
+            if marked[0] != "":
+                continue
+            key = marked[1:]
             values, non_finite, negative = _clean(r)
             if np.isnan(values).all():
                 # Only NaN/Inf samples: no usable data, so no key ("absent", not "zero").
@@ -323,6 +340,7 @@ class PrometheusSource:
             # numpy first, pandas once: a 1,000-workload tick spends its time here.
             series = pd.Series(values, index=index, dtype=float, name="/".join(key), copy=False)
             series.attrs.update(self._attrs(wrapped, key, values, points, non_finite, negative, 1))
+            series.attrs["series_count"] = _series_count(counts.get(key), len(points))
             out[key] = series
         return out
 
@@ -620,6 +638,29 @@ def _clean(raw: _Raw) -> tuple[np.ndarray, int, int]:
     out = v.copy()
     out[bad | neg] = np.nan
     return out, int(bad.sum()), int(neg.sum())
+
+
+def counted_sum(query: str, by: Sequence[str]) -> str:
+    """``sum by (<by>) (query)`` and, in the same answer, how many series it summed.
+
+    ``sum by (L) (Q) or label_replace(count by (L) (Q), AGG_LABEL, "count", "", "")``:
+    the count series carry ``AGG_LABEL="count"``, so ``or`` keeps both (their label
+    sets differ) and one round trip returns the load and the number of input series
+    behind it at each step (PARTIAL_SERIES policy).
+    """
+    group = f"by ({', '.join(by)}) " if by else ""
+    count = f'label_replace(count {group}({query}), "{AGG_LABEL}", "{AGG_COUNT}", "", "")'
+    return f"sum {group}({query}) or {count}"
+
+
+def _series_count(raw: _Raw | None, n: int) -> np.ndarray:
+    """Input series behind a sum at each step (float, NaN where unknown), read-only."""
+    out = np.full(n, np.nan)
+    if raw is not None:
+        ok = raw.present & np.isfinite(raw.values)
+        out[ok] = raw.values[ok]
+    out.flags.writeable = False
+    return out
 
 
 def _all_labels(metric: dict[str, str]) -> Key:

@@ -544,6 +544,63 @@ def standard_backfill(end: float) -> list[BackfillSeries]:
     return out
 
 
+# --------------------------------------------------------------------------- partial scrape
+
+#: The partial-scrape scenario: 4 pods of shop/web at 25 req/s each for 6 h, sampled
+#: every 15 s; pods 2 and 3 stop being scraped for the last 4 minutes. The summed load
+#: halves while every remaining series stays fresh.
+PARTIAL_SCRAPE_WORKLOAD = ("shop", "web")
+PARTIAL_SCRAPE_PODS = ("web-0", "web-1", "web-2", "web-3")
+PARTIAL_SCRAPE_STOPPED = ("web-2", "web-3")
+PARTIAL_SCRAPE_RATE_PER_POD = 25.0
+PARTIAL_SCRAPE_INTERVAL_S = 15
+PARTIAL_SCRAPE_HOURS = 6
+PARTIAL_SCRAPE_GAP_S = 240
+
+
+def partial_scrape_backfill(end: float) -> list[BackfillSeries]:
+    """The partial-scrape scenario as backfill, the last sample of pods 0-1 at ``end``.
+
+    ``http_requests_total{namespace="shop",workload="web",pod="web-0".."web-3"}`` grows
+    by 25 x 15 = 375 every 15 s (25 req/s per pod) for 6 h; pods ``web-2`` and
+    ``web-3`` have no sample in the last ``PARTIAL_SCRAPE_GAP_S`` (240) seconds before
+    ``end`` (their last sample is at ``end - 240``). ``sum(rate(...[2m]))`` is then 100
+    req/s until about 2 minutes after they stop, and 50 req/s afterwards, with every
+    remaining series fresh: the case where "fewer series behind the sum" must not read
+    as "less load". Use with ``PrometheusServer.start(dir, backfill=...)``, or
+    ``start_partial_scrape`` for a running server.
+    """
+    step = PARTIAL_SCRAPE_INTERVAL_S
+    n = PARTIAL_SCRAPE_HOURS * 3600 // step + 1
+    last = int(end)
+    out: list[BackfillSeries] = []
+    ns, wl = PARTIAL_SCRAPE_WORKLOAD
+    for pod in PARTIAL_SCRAPE_PODS:
+        stop = last - PARTIAL_SCRAPE_GAP_S if pod in PARTIAL_SCRAPE_STOPPED else last
+        stamps = np.arange(last - (n - 1) * step, stop + 1, step, dtype=np.int64)
+        index = pd.to_datetime(stamps, unit="s", utc=True)
+        increments = np.full(len(stamps), PARTIAL_SCRAPE_RATE_PER_POD * step)
+        out.append(
+            BackfillSeries(
+                metric="http_requests",
+                labels={"namespace": ns, "workload": wl, "pod": pod},
+                values=pd.Series(increments, index=index),
+            )
+        )
+    return out
+
+
+def start_partial_scrape(workdir: Path, end: float | None = None) -> PrometheusServer:
+    """A real Prometheus holding ``partial_scrape_backfill`` (``end`` default: now).
+
+    ``end`` defaults to now floored to the 15-s scrape interval, so that a controller
+    run right afterwards (``autoscaler run --once``) sees pods 0-1 fresh and pods 2-3
+    gone for 4 minutes. Stop it with ``server.stop()`` (or use it as a context manager).
+    """
+    last = aligned_now(PARTIAL_SCRAPE_INTERVAL_S) if end is None else end
+    return PrometheusServer.start(workdir, backfill=partial_scrape_backfill(last))
+
+
 def expected_increments(
     backfill: Sequence[BackfillSeries], namespace: str, workload: str
 ) -> pd.Series:
