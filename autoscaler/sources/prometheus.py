@@ -36,7 +36,11 @@ COUNTER_RESET       a bare counter (``*_total``, ``*_count``, ``*_sum``, ``*_buc
 QUERY_ERROR         4xx (bad PromQL, bad auth, wrong path): ``PermanentError`` with the
                     server's own error text and a fix.
 SERVER_ERROR        5xx, 429, connection refused: ``RetryableError``.
-TIMEOUT             no answer within ``timeout_seconds``: ``RetryableError``.
+TIMEOUT             no complete answer within ``timeout_seconds``: a deadline for the
+                    whole request (connect, headers and body), not a per-read
+                    timeout, so a drip-fed answer cannot hold a tick: ``RetryableError``.
+TOO_LARGE           an answer over ``max_response_bytes`` (default 64 MiB, counted
+                    while reading, after gzip): refused unread, ``RetryableError``.
 PARTIAL_SERIES      fewer input series behind a sum (pods no longer scraped) look like
                     less load: ``history_by`` reports the count per step in
                     ``attrs["series_count"]`` (one request: ``counted_sum``); the
@@ -55,7 +59,9 @@ import json
 import logging
 import math
 import re
+import socket
 import threading
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -68,6 +74,8 @@ import pandas as pd
 import requests  # type: ignore[import-untyped,unused-ignore]
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
+from requests.adapters import HTTPAdapter  # type: ignore[import-untyped,unused-ignore]
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import InsecureRequestWarning
 from urllib3.util.retry import Retry
 
@@ -232,13 +240,14 @@ class PrometheusSource:
         if tls.cert_file is not None and tls.key_file is not None:
             session.cert = (str(tls.cert_file), str(tls.key_file))
         session.hooks["response"].append(self._remember)
+        session.hooks["response"].append(self._read_body)
         auth = None
         if s.basic_auth is not None:
             auth = (s.basic_auth.username, s.basic_auth.resolve_password())
         # Retries: connection failures only. HTTP statuses and read timeouts surface at
         # once; the controller's next tick is the retry (a 15-s budget must hold).
         retry = Retry(total=None, connect=s.retries, read=False, status=0, other=0, redirect=5)
-        return PrometheusConnect(
+        client = PrometheusConnect(
             url=s.url,
             headers=s.auth_headers(),
             auth=auth,
@@ -246,6 +255,37 @@ class PrometheusSource:
             retry=retry,
             timeout=s.timeout_seconds,
         )
+        # Replaces the library's adapter (same prefix, same retries) with one whose
+        # connections the DEADLINE watchdog can cut.
+        session.mount(s.url, _DeadlineAdapter(max_retries=retry))
+        return client
+
+    def _read_body(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        """Response hook: read the body here, in chunks, within ``max_response_bytes``.
+
+        requests calls response hooks before it reads the body, so this is where an
+        over-size answer is stopped before it fills the memory (TOO_LARGE); the
+        deadline watchdog cuts a body that comes too slowly. Counted after gzip
+        decoding, so a small compressed answer cannot expand past the limit either.
+        """
+        limit = self.settings.max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            response.close()
+            raise _TooLarge(int(declared), declared=True)
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                response.close()
+                raise _TooLarge(size, declared=False)
+            chunks.append(chunk)
+        response._content = b"".join(chunks)
+        response._content_consumed = True
+        deadline = getattr(_CURRENT, "deadline", None)
+        if deadline is not None:
+            deadline.finish()  # the connection may go back to the pool untouched
 
     def _remember(self, response: Any, *args: Any, **kwargs: Any) -> None:
         """Response hook: keep the last response so errors can cite status and body."""
@@ -488,17 +528,37 @@ class PrometheusSource:
         s = self.settings
         self._local.response = None
         where = f"{s.url} query_range {query!r}"
+        deadline = _Deadline(s.timeout_seconds)
+        _CURRENT.deadline = deadline
         try:
-            result = self._client.custom_query_range(
-                query,
-                start_time=datetime.fromtimestamp(first, UTC),
-                end_time=datetime.fromtimestamp(last, UTC),
-                step=str(step),
-                params={
-                    **s.query_params,
-                    "timeout": f"{max(int(s.timeout_seconds * 1000), 1)}ms",
-                },
-            )
+            try:
+                result = self._client.custom_query_range(
+                    query,
+                    start_time=datetime.fromtimestamp(first, UTC),
+                    end_time=datetime.fromtimestamp(last, UTC),
+                    step=str(step),
+                    params={
+                        **s.query_params,
+                        "timeout": f"{max(int(s.timeout_seconds * 1000), 1)}ms",
+                    },
+                )
+            except Exception as err:
+                if deadline.expired:  # whatever the cut connection raised (reset, EOF, TLS)
+                    raise RetryableError(
+                        f"{where}: no answer within {s.timeout_seconds:g} s (a deadline for "
+                        "the whole request, body included; retried next tick)"
+                    ) from err
+                raise
+            finally:
+                deadline.finish()
+                _CURRENT.deadline = None
+        except _TooLarge as err:
+            raise RetryableError(
+                f"{where}: the answer {err.describe()} exceeds prometheus.max_response_bytes "
+                f"({s.max_response_bytes:,} bytes); refused unread. Lower "
+                "prometheus.max_samples_per_request or narrow the query (fewer series), "
+                "or raise max_response_bytes"
+            ) from err
         except requests.exceptions.Timeout as err:
             raise RetryableError(
                 f"{where}: no answer within {s.timeout_seconds:g} s (timeout; retried next tick)"
@@ -620,6 +680,115 @@ def _hint(status: int) -> str:
         "; check that the URL is the PromQL API (Mimir: .../prometheus, "
         "VictoriaMetrics cluster: .../select/0/prometheus)"
     )
+
+
+#: Bytes read at a time from an answer (the size limit is checked between reads).
+_CHUNK = 1 << 16
+
+#: The ``_Deadline`` of the request in flight on this thread (read by ``_TrackedPool``).
+_CURRENT = threading.local()
+
+
+class _TooLarge(Exception):
+    """An answer over ``max_response_bytes`` (raised by the body hook, mapped in _range)."""
+
+    def __init__(self, size: int, *, declared: bool) -> None:
+        super().__init__(size)
+        self.size = size
+        self.declared = declared
+
+    def describe(self) -> str:
+        if self.declared:
+            return f"of {self.size:,} bytes (Content-Length)"
+        return f"of more than {self.size - 1:,} bytes"
+
+
+class _Deadline:
+    """DEADLINE policy: one request, connect to last byte, within ``seconds``.
+
+    A read timeout alone restarts with every packet, so a server that drip-feeds its
+    answer (20 bytes a second) would hold a tick for minutes. A timer thread cuts the
+    request's connection (``shutdown``) when the time is up; the blocked read then
+    fails at once and ``_range`` reports a timeout. ``finish`` disarms it as soon as
+    the body is read, so a connection going back to the pool is never cut.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self.conn: Any = None
+        self._done = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def attach(self, conn: Any) -> None:
+        with self._lock:
+            self.conn = conn
+
+    def finish(self) -> None:
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        # Bounded: a connection still being opened gets its socket within the connect
+        # timeout (= the same seconds); wait for it at most that long, then give up.
+        stop = time.monotonic() + self.seconds
+        while True:
+            with self._lock:
+                if self._done:
+                    return
+                sock = getattr(self.conn, "sock", None)
+                if sock is not None:
+                    self.expired = True
+                    try:
+                        # The plain socket's shutdown, also under TLS: it wakes the
+                        # blocked read with EOF without touching the TLS state.
+                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return
+            if time.monotonic() > stop:
+                return
+            time.sleep(0.02)
+
+
+class _TrackedPool(HTTPConnectionPool):
+    """Hands each connection it gives out to the request's ``_Deadline``."""
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)
+        deadline = getattr(_CURRENT, "deadline", None)
+        if deadline is not None:
+            deadline.attach(conn)
+        return conn
+
+
+class _TrackedHTTPSPool(HTTPSConnectionPool):
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)
+        deadline = getattr(_CURRENT, "deadline", None)
+        if deadline is not None:
+            deadline.attach(conn)
+        return conn
+
+
+_TRACKED_POOLS = {"http": _TrackedPool, "https": _TrackedHTTPSPool}
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """requests' adapter with connection pools that report to ``_Deadline``."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_TRACKED_POOLS)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = dict(_TRACKED_POOLS)
+        return manager
 
 
 @dataclass

@@ -645,7 +645,11 @@ class LoopbackServer(ThreadingHTTPServer):
       (a slow Prometheus) and, when ``required_headers`` is set, answers 401 unless
       the request carries them (an auth gateway, for bearer token / tenant headers);
     * ``upstream`` None: answers ``status`` with ``body`` and ``content_type`` (a proxy
-      error page, garbage, a broken API).
+      error page, garbage, a broken API);
+    * ``drip_bytes_per_s`` set: the whole answer (status line, headers, body) is sent
+      a few bytes at a time at that rate (a server or proxy that drip-feeds);
+    * ``send_length`` False: no ``Content-Length``, the body ends when the connection
+      closes (the client cannot know the size in advance).
 
     Delays are bounded (``MAX_DELAY_S``) and the server stops with the test.
     """
@@ -662,8 +666,12 @@ class LoopbackServer(ThreadingHTTPServer):
         status: int = 200,
         body: bytes = b"",
         content_type: str = "application/json",
+        drip_bytes_per_s: float | None = None,
+        send_length: bool = True,
     ) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
+        self.drip_bytes_per_s = drip_bytes_per_s
+        self.send_length = send_length
         self.upstream = upstream
         self.delay_s = delay_s
         self.required_headers = dict(required_headers or {})
@@ -696,7 +704,10 @@ class LoopbackServer(ThreadingHTTPServer):
         length = int(h.headers.get("Content-Length") or 0)
         data = h.rfile.read(length) if length else None
         if self.upstream is None:
-            self._send(h, self.status, self.body, self.content_type)
+            try:
+                self._send(h, self.status, self.body, self.content_type)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a deadline or size test)
             return
         for name, value in self.required_headers.items():
             if h.headers.get(name) != value:
@@ -718,13 +729,39 @@ class LoopbackServer(ThreadingHTTPServer):
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout test): nothing to do
 
-    @staticmethod
-    def _send(h: _Handler, status: int, body: bytes, ctype: str) -> None:
+    def _send(self, h: _Handler, status: int, body: bytes, ctype: str) -> None:
+        drip = self.drip_bytes_per_s
+        if drip is not None:
+            self._drip(h, status, body, ctype, drip)
+            return
         h.send_response(status)
         h.send_header("Content-Type", ctype)
-        h.send_header("Content-Length", str(len(body)))
+        if self.send_length:
+            h.send_header("Content-Length", str(len(body)))
+        else:
+            h.close_connection = True
         h.end_headers()
         h.wfile.write(body)
+
+    def _drip(self, h: _Handler, status: int, body: bytes, ctype: str, rate: float) -> None:
+        """Send the raw answer ``rate`` bytes a second, in ~10 pieces a second.
+
+        Bounded: gives up after ``MAX_DELAY_S`` (or when the client goes away).
+        """
+        head = (
+            f"HTTP/1.1 {status} OK\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        raw = head + body
+        piece = max(1, int(rate / 10))
+        h.close_connection = True
+        stop = time.monotonic() + self.MAX_DELAY_S
+        for i in range(0, len(raw), piece):
+            if time.monotonic() > stop:
+                return
+            h.wfile.write(raw[i : i + piece])
+            h.wfile.flush()
+            time.sleep(piece / rate)
 
 
 # --------------------------------------------------------------------------- TLS and auth
