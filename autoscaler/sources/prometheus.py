@@ -281,11 +281,13 @@ class PrometheusSource:
                 response.close()
                 raise _TooLarge(size, declared=False)
             chunks.append(chunk)
-        response._content = b"".join(chunks)
-        response._content_consumed = True
         deadline = getattr(_CURRENT, "deadline", None)
         if deadline is not None:
             deadline.finish()  # the connection may go back to the pool untouched
+            if deadline.expired:  # cut: what was read may end early without an error
+                raise requests.exceptions.ReadTimeout("the request's deadline passed")
+        response._content = b"".join(chunks)
+        response._content_consumed = True
 
     def _remember(self, response: Any, *args: Any, **kwargs: Any) -> None:
         """Response hook: keep the last response so errors can cite status and body."""

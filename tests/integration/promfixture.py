@@ -649,7 +649,8 @@ class LoopbackServer(ThreadingHTTPServer):
     * ``drip_bytes_per_s`` set: the whole answer (status line, headers, body) is sent
       a few bytes at a time at that rate (a server or proxy that drip-feeds);
     * ``send_length`` False: no ``Content-Length``, the body ends when the connection
-      closes (the client cannot know the size in advance).
+      closes (the client cannot know the size in advance);
+    * ``tls`` set (a server-side ``ssl.SSLContext``): the same over HTTPS.
 
     Delays are bounded (``MAX_DELAY_S``) and the server stops with the test.
     """
@@ -668,8 +669,13 @@ class LoopbackServer(ThreadingHTTPServer):
         content_type: str = "application/json",
         drip_bytes_per_s: float | None = None,
         send_length: bool = True,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
+        self.scheme = "http"
+        if tls is not None:  # HTTPS (a server-side context, e.g. from make_tls_files)
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
+            self.scheme = "https"
         self.drip_bytes_per_s = drip_bytes_per_s
         self.send_length = send_length
         self.upstream = upstream
@@ -685,7 +691,7 @@ class LoopbackServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}"
 
     def stop(self) -> None:
         self.shutdown()

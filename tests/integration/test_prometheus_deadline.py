@@ -11,14 +11,16 @@ wait is bounded (the drip gives up after ``LoopbackServer.MAX_DELAY_S``).
 from __future__ import annotations
 
 import json
+import ssl
 import time
+from pathlib import Path
 
 import pytest
 
 from autoscaler.sources.prometheus import PrometheusSource
 from autoscaler.sources.settings import PrometheusSettings, load_prometheus_settings
 from models.errors import InputError, RetryableError
-from tests.integration.promfixture import LoopbackServer
+from tests.integration.promfixture import LoopbackServer, make_tls_files
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +60,23 @@ def test_a_drip_fed_answer_fails_within_the_deadline() -> None:
         drip.drip_bytes_per_s = 1e6
         got = src.history_by(RATE, 0, 900, 300)
     assert got[("shop", "w0000000")].dropna().tolist() == [3.0, 3.0]
+
+
+def test_the_deadline_holds_over_tls(tmp_path: Path) -> None:
+    """Cutting a TLS connection raises TLS errors underneath: still a timeout, not a
+    TLS failure (which would be permanent), and within the deadline."""
+    files = make_tls_files(tmp_path / "tls")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(files.server_cert, files.server_key)
+    with LoopbackServer(body=matrix(2), drip_bytes_per_s=20.0, tls=context) as drip:
+        assert drip.url.startswith("https://")
+        src = make(drip.url, timeout_seconds=1.5, tls={"ca_file": str(files.ca)})
+        t0 = time.monotonic()
+        with pytest.raises(RetryableError, match=r"no answer within 1.5 s \(a deadline"):
+            src.history_by(RATE, 0, 900, 300)
+        assert time.monotonic() - t0 < 1.5 + SLACK_S
+        drip.drip_bytes_per_s = 1e6
+        assert ("shop", "w0000000") in src.history_by(RATE, 0, 900, 300)
 
 
 def test_a_slow_but_timely_answer_is_read() -> None:
