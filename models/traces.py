@@ -9,7 +9,11 @@ asks for it explicitly with ``fill_gaps``.
 * ``timestamp``: ISO-8601 (UTC, ``Z`` or an offset) or unix seconds, sorted, unique,
   evenly spaced;
 * ``value``: a finite, non-negative number; a count per interval (``per-interval``,
-  the default) or a rate per second (``per-second``).
+  the default) or a rate per second (``per-second``);
+* bounds, so that junk is an error and not a crash or a memory blow-up: at most
+  ``MAX_TRACE_BYTES`` per file, ``MAX_FIELD_CHARS`` per cell, timestamps pandas can
+  index (1677-09-22 .. 2262-04-11; unix milliseconds are recognised and named), and
+  ``MAX_TRACE_ROWS`` after ``fill_gaps``. Echoed cells are cut to one short line.
 
 Callers: the CLI (backtest, simulate), ``simulations``, benchmarks.
 """
