@@ -115,6 +115,13 @@ def backtest(
         raise InputError("--every", f"{every} is below 1", "use 1 or more")
     tr = load_trace(trace, value_unit=value_unit, fill_gaps=fill_gaps)
     h = horizon_steps(seconds, tr.step_seconds)
+    if h >= len(tr):
+        raise InputError(
+            "--horizon",
+            f"{horizon} is {h:,} steps of {tr.step_seconds} s, as long as the whole trace "
+            f"{trace} ({len(tr):,} rows) or longer",
+            "use a shorter --horizon",
+        )
     config = default_config(len(tr), tr.step_seconds, h, [q for _, q in levels], every=every)
     assert config.initial is not None
     if config.initial + h >= len(tr):

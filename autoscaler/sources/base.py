@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, TypedDict, runtime_checkable
 
+import numpy as np
 import pandas as pd
 
 #: A point in time: unix seconds, or a timezone-aware datetime / pandas Timestamp.
@@ -47,6 +48,13 @@ class SeriesAttrs(TypedDict, total=False):
     negative: int
     #: how many series were combined into this one (multiple-series policy).
     combined: int
+    #: ``history_by`` only: how many input series were behind the sum at each step, a
+    #: read-only float ``numpy.ndarray`` aligned with the series index (same length),
+    #: NaN where unknown (no input series at that step, so the sum is NaN too). A drop
+    #: in the count tells "fewer series behind the sum" (pods not scraped) from "less
+    #: load". Being an array, it makes ``pd.concat`` of series that still carry it
+    #: fail on comparing attrs: drop the attrs first (the controller does).
+    series_count: np.ndarray
 
 
 @runtime_checkable

@@ -8,7 +8,8 @@ Prometheus, Thanos Query, Grafana Mimir and VictoriaMetrics alike.
 Query conventions: load is a rate, so counters go through ``rate()`` (which also
 handles counter resets: a restarted pod's counter dropping to 0 is not a dip in
 load); ``history_by`` wraps the query in ``sum by (namespace, workload) (...)`` so one
-request returns every workload. Long ranges are paged: at most ``max_points`` steps
+request returns every workload, together with ``count by`` of the same query (see
+PARTIAL_SERIES). Long ranges are paged: at most ``max_points`` steps
 per series (the server's limit) and at most ``max_samples_per_request`` samples per
 request (the client's memory: decoding JSON costs ~230 bytes per sample at peak). The
 page size adapts to the number of series seen so far, so a tick (a few steps) is one
@@ -35,7 +36,15 @@ COUNTER_RESET       a bare counter (``*_total``, ``*_count``, ``*_sum``, ``*_buc
 QUERY_ERROR         4xx (bad PromQL, bad auth, wrong path): ``PermanentError`` with the
                     server's own error text and a fix.
 SERVER_ERROR        5xx, 429, connection refused: ``RetryableError``.
-TIMEOUT             no answer within ``timeout_seconds``: ``RetryableError``.
+TIMEOUT             no complete answer within ``timeout_seconds``: a deadline for the
+                    whole request (connect, headers and body), not a per-read
+                    timeout, so a drip-fed answer cannot hold a tick: ``RetryableError``.
+TOO_LARGE           an answer over ``max_response_bytes`` (default 64 MiB, counted
+                    while reading, after gzip): refused unread, ``RetryableError``.
+PARTIAL_SERIES      fewer input series behind a sum (pods no longer scraped) look like
+                    less load: ``history_by`` reports the count per step in
+                    ``attrs["series_count"]`` (one request: ``counted_sum``); the
+                    caller decides (the controller treats a drop as missing data).
 PARTIAL             a 200 answer with ``warnings`` (Thanos partial response, a store
                     down): ``RetryableError`` by default, or accepted and logged.
 NOT_JSON            an HTML page or invalid JSON instead of the API's JSON: with a 5xx
@@ -50,7 +59,9 @@ import json
 import logging
 import math
 import re
+import socket
 import threading
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -63,6 +74,8 @@ import pandas as pd
 import requests  # type: ignore[import-untyped,unused-ignore]
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
+from requests.adapters import HTTPAdapter  # type: ignore[import-untyped,unused-ignore]
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import InsecureRequestWarning
 from urllib3.util.retry import Retry
 
@@ -73,6 +86,11 @@ from models.errors import InputError, PermanentError, RetryableError
 log = logging.getLogger(__name__)
 
 Key = tuple[str, ...]
+
+#: Label that marks the count series in ``history_by``'s answer (see ``counted_sum``);
+#: reserved-looking (``__...__``) so that no real metric carries it.
+AGG_LABEL = "__autoscaler_agg__"
+AGG_COUNT = "count"
 AutoscalerErrorType = RetryableError | PermanentError
 
 
@@ -222,13 +240,14 @@ class PrometheusSource:
         if tls.cert_file is not None and tls.key_file is not None:
             session.cert = (str(tls.cert_file), str(tls.key_file))
         session.hooks["response"].append(self._remember)
+        session.hooks["response"].append(self._read_body)
         auth = None
         if s.basic_auth is not None:
             auth = (s.basic_auth.username, s.basic_auth.resolve_password())
         # Retries: connection failures only. HTTP statuses and read timeouts surface at
         # once; the controller's next tick is the retry (a 15-s budget must hold).
         retry = Retry(total=None, connect=s.retries, read=False, status=0, other=0, redirect=5)
-        return PrometheusConnect(
+        client = PrometheusConnect(
             url=s.url,
             headers=s.auth_headers(),
             auth=auth,
@@ -236,6 +255,39 @@ class PrometheusSource:
             retry=retry,
             timeout=s.timeout_seconds,
         )
+        # Replaces the library's adapter (same prefix, same retries) with one whose
+        # connections the DEADLINE watchdog can cut.
+        session.mount(s.url, _DeadlineAdapter(max_retries=retry))
+        return client
+
+    def _read_body(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        """Response hook: read the body here, in chunks, within ``max_response_bytes``.
+
+        requests calls response hooks before it reads the body, so this is where an
+        over-size answer is stopped before it fills the memory (TOO_LARGE); the
+        deadline watchdog cuts a body that comes too slowly. Counted after gzip
+        decoding, so a small compressed answer cannot expand past the limit either.
+        """
+        limit = self.settings.max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            response.close()
+            raise _TooLarge(int(declared), declared=True)
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                response.close()
+                raise _TooLarge(size, declared=False)
+            chunks.append(chunk)
+        deadline = getattr(_CURRENT, "deadline", None)
+        if deadline is not None:
+            deadline.finish()  # the connection may go back to the pool untouched
+            if deadline.expired:  # cut: what was read may end early without an error
+                raise requests.exceptions.ReadTimeout("the request's deadline passed")
+        response._content = b"".join(chunks)
+        response._content_consumed = True
 
     def _remember(self, response: Any, *args: Any, **kwargs: Any) -> None:
         """Response hook: keep the last response so errors can cite status and body."""
@@ -297,24 +349,31 @@ class PrometheusSource:
     ) -> dict[Key, pd.Series]:
         """``sum by (<by>) (query)``: every workload in one request per page.
 
-        A series without one of the ``by`` labels gets "" there (PromQL's own rule:
-        an absent label equals the empty one). Workloads without data are absent keys.
+        Each series carries ``attrs["series_count"]``: the number of input series
+        behind its sum at each step (PARTIAL_SERIES). A series without one of the
+        ``by`` labels gets "" there (PromQL's own rule: an absent label equals the
+        empty one). Workloads without data are absent keys.
         """
         labels = tuple(by)
         for name in labels:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
                 raise InputError("by", f"{name!r} is not a label name", "use e.g. namespace")
         self._check_counters(query)
-        wrapped = f"sum by ({', '.join(labels)}) ({query})" if labels else f"sum({query})"
+        wrapped = counted_sum(query, labels)
         step_s, points = self._points(start, end, step)
 
         def key_of(metric: dict[str, str]) -> Key:
-            return tuple(metric.get(k, "") for k in labels)
+            # The count series carry the marker label; the sums do not.
+            return (metric.get(AGG_LABEL, ""), *(metric.get(k, "") for k in labels))
 
         raw = self._fetch(wrapped, points, step_s, key_of=key_of)
+        counts = {key[1:]: r for key, r in raw.items() if key[0] == AGG_COUNT}
         index = _index(points, step_s)
         out: dict[Key, pd.Series] = {}
-        for key, r in raw.items():
+        for marked, r in raw.items():
+            if marked[0] != "":
+                continue
+            key = marked[1:]
             values, non_finite, negative = _clean(r)
             if np.isnan(values).all():
                 # Only NaN/Inf samples: no usable data, so no key ("absent", not "zero").
@@ -323,6 +382,7 @@ class PrometheusSource:
             # numpy first, pandas once: a 1,000-workload tick spends its time here.
             series = pd.Series(values, index=index, dtype=float, name="/".join(key), copy=False)
             series.attrs.update(self._attrs(wrapped, key, values, points, non_finite, negative, 1))
+            series.attrs["series_count"] = _series_count(counts.get(key), len(points))
             out[key] = series
         return out
 
@@ -470,17 +530,37 @@ class PrometheusSource:
         s = self.settings
         self._local.response = None
         where = f"{s.url} query_range {query!r}"
+        deadline = _Deadline(s.timeout_seconds)
+        _CURRENT.deadline = deadline
         try:
-            result = self._client.custom_query_range(
-                query,
-                start_time=datetime.fromtimestamp(first, UTC),
-                end_time=datetime.fromtimestamp(last, UTC),
-                step=str(step),
-                params={
-                    **s.query_params,
-                    "timeout": f"{max(int(s.timeout_seconds * 1000), 1)}ms",
-                },
-            )
+            try:
+                result = self._client.custom_query_range(
+                    query,
+                    start_time=datetime.fromtimestamp(first, UTC),
+                    end_time=datetime.fromtimestamp(last, UTC),
+                    step=str(step),
+                    params={
+                        **s.query_params,
+                        "timeout": f"{max(int(s.timeout_seconds * 1000), 1)}ms",
+                    },
+                )
+            except Exception as err:
+                if deadline.expired:  # whatever the cut connection raised (reset, EOF, TLS)
+                    raise RetryableError(
+                        f"{where}: no answer within {s.timeout_seconds:g} s (a deadline for "
+                        "the whole request, body included; retried next tick)"
+                    ) from err
+                raise
+            finally:
+                deadline.finish()
+                _CURRENT.deadline = None
+        except _TooLarge as err:
+            raise RetryableError(
+                f"{where}: the answer {err.describe()} exceeds prometheus.max_response_bytes "
+                f"({s.max_response_bytes:,} bytes); refused unread. Lower "
+                "prometheus.max_samples_per_request or narrow the query (fewer series), "
+                "or raise max_response_bytes"
+            ) from err
         except requests.exceptions.Timeout as err:
             raise RetryableError(
                 f"{where}: no answer within {s.timeout_seconds:g} s (timeout; retried next tick)"
@@ -604,6 +684,115 @@ def _hint(status: int) -> str:
     )
 
 
+#: Bytes read at a time from an answer (the size limit is checked between reads).
+_CHUNK = 1 << 16
+
+#: The ``_Deadline`` of the request in flight on this thread (read by ``_TrackedPool``).
+_CURRENT = threading.local()
+
+
+class _TooLarge(Exception):
+    """An answer over ``max_response_bytes`` (raised by the body hook, mapped in _range)."""
+
+    def __init__(self, size: int, *, declared: bool) -> None:
+        super().__init__(size)
+        self.size = size
+        self.declared = declared
+
+    def describe(self) -> str:
+        if self.declared:
+            return f"of {self.size:,} bytes (Content-Length)"
+        return f"of more than {self.size - 1:,} bytes"
+
+
+class _Deadline:
+    """DEADLINE policy: one request, connect to last byte, within ``seconds``.
+
+    A read timeout alone restarts with every packet, so a server that drip-feeds its
+    answer (20 bytes a second) would hold a tick for minutes. A timer thread cuts the
+    request's connection (``shutdown``) when the time is up; the blocked read then
+    fails at once and ``_range`` reports a timeout. ``finish`` disarms it as soon as
+    the body is read, so a connection going back to the pool is never cut.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self.conn: Any = None
+        self._done = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def attach(self, conn: Any) -> None:
+        with self._lock:
+            self.conn = conn
+
+    def finish(self) -> None:
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        # Bounded: a connection still being opened gets its socket within the connect
+        # timeout (= the same seconds); wait for it at most that long, then give up.
+        stop = time.monotonic() + self.seconds
+        while True:
+            with self._lock:
+                if self._done:
+                    return
+                sock = getattr(self.conn, "sock", None)
+                if sock is not None:
+                    self.expired = True
+                    try:
+                        # The plain socket's shutdown, also under TLS: it wakes the
+                        # blocked read with EOF without touching the TLS state.
+                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return
+            if time.monotonic() > stop:
+                return
+            time.sleep(0.02)
+
+
+class _TrackedPool(HTTPConnectionPool):
+    """Hands each connection it gives out to the request's ``_Deadline``."""
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)
+        deadline = getattr(_CURRENT, "deadline", None)
+        if deadline is not None:
+            deadline.attach(conn)
+        return conn
+
+
+class _TrackedHTTPSPool(HTTPSConnectionPool):
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)
+        deadline = getattr(_CURRENT, "deadline", None)
+        if deadline is not None:
+            deadline.attach(conn)
+        return conn
+
+
+_TRACKED_POOLS = {"http": _TrackedPool, "https": _TrackedHTTPSPool}
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """requests' adapter with connection pools that report to ``_Deadline``."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_TRACKED_POOLS)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = dict(_TRACKED_POOLS)
+        return manager
+
+
 @dataclass
 class _Raw:
     """One series as fetched: values on the grid, and which steps had a sample."""
@@ -620,6 +809,29 @@ def _clean(raw: _Raw) -> tuple[np.ndarray, int, int]:
     out = v.copy()
     out[bad | neg] = np.nan
     return out, int(bad.sum()), int(neg.sum())
+
+
+def counted_sum(query: str, by: Sequence[str]) -> str:
+    """``sum by (<by>) (query)`` and, in the same answer, how many series it summed.
+
+    ``sum by (L) (Q) or label_replace(count by (L) (Q), AGG_LABEL, "count", "", "")``:
+    the count series carry ``AGG_LABEL="count"``, so ``or`` keeps both (their label
+    sets differ) and one round trip returns the load and the number of input series
+    behind it at each step (PARTIAL_SERIES policy).
+    """
+    group = f"by ({', '.join(by)}) " if by else ""
+    count = f'label_replace(count {group}({query}), "{AGG_LABEL}", "{AGG_COUNT}", "", "")'
+    return f"sum {group}({query}) or {count}"
+
+
+def _series_count(raw: _Raw | None, n: int) -> np.ndarray:
+    """Input series behind a sum at each step (float, NaN where unknown), read-only."""
+    out = np.full(n, np.nan)
+    if raw is not None:
+        ok = raw.present & np.isfinite(raw.values)
+        out[ok] = raw.values[ok]
+    out.flags.writeable = False
+    return out
 
 
 def _all_labels(metric: dict[str, str]) -> Key:

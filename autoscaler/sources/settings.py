@@ -88,7 +88,8 @@ class PrometheusSettings(BaseModel):
     #: ``{"partial_response": "false"}`` (refuse partial data when a store is down) or
     #: ``{"dedup": "true"}``; VictoriaMetrics ``{"nocache": "1"}``.
     query_params: dict[str, str] = Field(default_factory=dict)
-    #: seconds one HTTP request may take (also sent as the server-side query
+    #: seconds one HTTP request may take from connecting to its last byte (a
+    #: deadline, not a per-read timeout; also sent as the server-side query
     #: ``timeout``). 10 s leaves room in a 15-s HPA sync for forecasting and publishing.
     timeout_seconds: float = Field(default=10.0, gt=0, le=600)
     #: resolution of the history, in seconds; 60 s matches a 1-minute rate() window and
@@ -108,6 +109,12 @@ class PrometheusSettings(BaseModel):
     #: decoding the JSON answer takes ~230 bytes per sample at peak (measured with
     #: tracemalloc), so 1,000,000 samples ~ 300 MB with the body. Pages shrink to fit.
     max_samples_per_request: int = Field(default=1_000_000, ge=1_000)
+    #: most bytes of one answer (after gzip decoding): a bigger one is refused
+    #: (``RetryableError``) while it is read, instead of filling the memory. A full
+    #: page of the default 1,000,000 samples is ~30-40 MB of JSON (~25-30 bytes per
+    #: sample, plus labels), so 64 MiB leaves room; raise it with
+    #: ``max_samples_per_request``.
+    max_response_bytes: int = Field(default=64 * 1024 * 1024, ge=65_536)
     #: retries inside one call for connection errors only (not for HTTP statuses): 0,
     #: because the controller's next tick is the retry and must not be delayed.
     retries: int = Field(default=0, ge=0, le=5)

@@ -544,6 +544,63 @@ def standard_backfill(end: float) -> list[BackfillSeries]:
     return out
 
 
+# --------------------------------------------------------------------------- partial scrape
+
+#: The partial-scrape scenario: 4 pods of shop/web at 25 req/s each for 6 h, sampled
+#: every 15 s; pods 2 and 3 stop being scraped for the last 4 minutes. The summed load
+#: halves while every remaining series stays fresh.
+PARTIAL_SCRAPE_WORKLOAD = ("shop", "web")
+PARTIAL_SCRAPE_PODS = ("web-0", "web-1", "web-2", "web-3")
+PARTIAL_SCRAPE_STOPPED = ("web-2", "web-3")
+PARTIAL_SCRAPE_RATE_PER_POD = 25.0
+PARTIAL_SCRAPE_INTERVAL_S = 15
+PARTIAL_SCRAPE_HOURS = 6
+PARTIAL_SCRAPE_GAP_S = 240
+
+
+def partial_scrape_backfill(end: float) -> list[BackfillSeries]:
+    """The partial-scrape scenario as backfill, the last sample of pods 0-1 at ``end``.
+
+    ``http_requests_total{namespace="shop",workload="web",pod="web-0".."web-3"}`` grows
+    by 25 x 15 = 375 every 15 s (25 req/s per pod) for 6 h; pods ``web-2`` and
+    ``web-3`` have no sample in the last ``PARTIAL_SCRAPE_GAP_S`` (240) seconds before
+    ``end`` (their last sample is at ``end - 240``). ``sum(rate(...[2m]))`` is then 100
+    req/s until about 2 minutes after they stop, and 50 req/s afterwards, with every
+    remaining series fresh: the case where "fewer series behind the sum" must not read
+    as "less load". Use with ``PrometheusServer.start(dir, backfill=...)``, or
+    ``start_partial_scrape`` for a running server.
+    """
+    step = PARTIAL_SCRAPE_INTERVAL_S
+    n = PARTIAL_SCRAPE_HOURS * 3600 // step + 1
+    last = int(end)
+    out: list[BackfillSeries] = []
+    ns, wl = PARTIAL_SCRAPE_WORKLOAD
+    for pod in PARTIAL_SCRAPE_PODS:
+        stop = last - PARTIAL_SCRAPE_GAP_S if pod in PARTIAL_SCRAPE_STOPPED else last
+        stamps = np.arange(last - (n - 1) * step, stop + 1, step, dtype=np.int64)
+        index = pd.to_datetime(stamps, unit="s", utc=True)
+        increments = np.full(len(stamps), PARTIAL_SCRAPE_RATE_PER_POD * step)
+        out.append(
+            BackfillSeries(
+                metric="http_requests",
+                labels={"namespace": ns, "workload": wl, "pod": pod},
+                values=pd.Series(increments, index=index),
+            )
+        )
+    return out
+
+
+def start_partial_scrape(workdir: Path, end: float | None = None) -> PrometheusServer:
+    """A real Prometheus holding ``partial_scrape_backfill`` (``end`` default: now).
+
+    ``end`` defaults to now floored to the 15-s scrape interval, so that a controller
+    run right afterwards (``autoscaler run --once``) sees pods 0-1 fresh and pods 2-3
+    gone for 4 minutes. Stop it with ``server.stop()`` (or use it as a context manager).
+    """
+    last = aligned_now(PARTIAL_SCRAPE_INTERVAL_S) if end is None else end
+    return PrometheusServer.start(workdir, backfill=partial_scrape_backfill(last))
+
+
 def expected_increments(
     backfill: Sequence[BackfillSeries], namespace: str, workload: str
 ) -> pd.Series:
@@ -588,7 +645,12 @@ class LoopbackServer(ThreadingHTTPServer):
       (a slow Prometheus) and, when ``required_headers`` is set, answers 401 unless
       the request carries them (an auth gateway, for bearer token / tenant headers);
     * ``upstream`` None: answers ``status`` with ``body`` and ``content_type`` (a proxy
-      error page, garbage, a broken API).
+      error page, garbage, a broken API);
+    * ``drip_bytes_per_s`` set: the whole answer (status line, headers, body) is sent
+      a few bytes at a time at that rate (a server or proxy that drip-feeds);
+    * ``send_length`` False: no ``Content-Length``, the body ends when the connection
+      closes (the client cannot know the size in advance);
+    * ``tls`` set (a server-side ``ssl.SSLContext``): the same over HTTPS.
 
     Delays are bounded (``MAX_DELAY_S``) and the server stops with the test.
     """
@@ -605,8 +667,17 @@ class LoopbackServer(ThreadingHTTPServer):
         status: int = 200,
         body: bytes = b"",
         content_type: str = "application/json",
+        drip_bytes_per_s: float | None = None,
+        send_length: bool = True,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
+        self.scheme = "http"
+        if tls is not None:  # HTTPS (a server-side context, e.g. from make_tls_files)
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
+            self.scheme = "https"
+        self.drip_bytes_per_s = drip_bytes_per_s
+        self.send_length = send_length
         self.upstream = upstream
         self.delay_s = delay_s
         self.required_headers = dict(required_headers or {})
@@ -620,7 +691,7 @@ class LoopbackServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}"
 
     def stop(self) -> None:
         self.shutdown()
@@ -639,7 +710,10 @@ class LoopbackServer(ThreadingHTTPServer):
         length = int(h.headers.get("Content-Length") or 0)
         data = h.rfile.read(length) if length else None
         if self.upstream is None:
-            self._send(h, self.status, self.body, self.content_type)
+            try:
+                self._send(h, self.status, self.body, self.content_type)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a deadline or size test)
             return
         for name, value in self.required_headers.items():
             if h.headers.get(name) != value:
@@ -661,13 +735,39 @@ class LoopbackServer(ThreadingHTTPServer):
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout test): nothing to do
 
-    @staticmethod
-    def _send(h: _Handler, status: int, body: bytes, ctype: str) -> None:
+    def _send(self, h: _Handler, status: int, body: bytes, ctype: str) -> None:
+        drip = self.drip_bytes_per_s
+        if drip is not None:
+            self._drip(h, status, body, ctype, drip)
+            return
         h.send_response(status)
         h.send_header("Content-Type", ctype)
-        h.send_header("Content-Length", str(len(body)))
+        if self.send_length:
+            h.send_header("Content-Length", str(len(body)))
+        else:
+            h.close_connection = True
         h.end_headers()
         h.wfile.write(body)
+
+    def _drip(self, h: _Handler, status: int, body: bytes, ctype: str, rate: float) -> None:
+        """Send the raw answer ``rate`` bytes a second, in ~10 pieces a second.
+
+        Bounded: gives up after ``MAX_DELAY_S`` (or when the client goes away).
+        """
+        head = (
+            f"HTTP/1.1 {status} OK\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        raw = head + body
+        piece = max(1, int(rate / 10))
+        h.close_connection = True
+        stop = time.monotonic() + self.MAX_DELAY_S
+        for i in range(0, len(raw), piece):
+            if time.monotonic() > stop:
+                return
+            h.wfile.write(raw[i : i + piece])
+            h.wfile.flush()
+            time.sleep(piece / rate)
 
 
 # --------------------------------------------------------------------------- TLS and auth
