@@ -51,7 +51,9 @@ def _child(
     if not settings.insecure:
         reviewer = None
         if settings.auth_mode == "delegated":
-            reviewer = kube_reviewer(Path(kubeconfig) if kubeconfig else None)
+            reviewer = kube_reviewer(
+                Path(kubeconfig) if kubeconfig else None, settings.review_timeout_seconds
+            )
         auth = Authenticator(settings, reviewer, clock.now)
     app = create_app(store, settings, auth, clock, response_cache=response_cache)
     server = ServerThread(app, settings).start()
