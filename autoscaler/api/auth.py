@@ -7,14 +7,16 @@ front-proxy client certificate and the original caller in ``X-Remote-User`` /
 without such a certificate may carry a bearer token, checked with a TokenReview.
 Authorisation is a SubjectAccessReview per (user, verb, resource), cached briefly;
 ``system:masters`` is allowed without one (the aggregator's availability probe relies on
-that). Failures become 401 / 403 with ``Status`` bodies (``autoscaler.api.server``).
+that). Failures become 401 / 403 (503 when a review is not answered in time) with
+``Status`` bodies (``autoscaler.api.server``).
 
 The kubernetes client calls block, so they run in a small thread pool of their own
-(``review_workers``), each with a deadline (``review_timeout_seconds``, also passed to the
-client as its socket timeout). A hung kube-apiserver costs a request at most that deadline
-and then a 503 Status; with every worker and as many queued calls waiting, further
-uncached requests get the 503 at once. Answers are cached for ``auth_cache_seconds`` so
-that the five HPA workers cost almost no reviews.
+(``review_workers``), each with a deadline (``review_timeout_seconds``; the client's
+socket timeout is one second longer, so the thread is freed soon after). A hung
+kube-apiserver costs a request at most that deadline and then a 503 Status; with every
+worker and as many queued calls waiting, further uncached requests get the 503 at once.
+Answers are cached for ``auth_cache_seconds`` so that the five HPA workers cost almost
+no reviews.
 Called by the ASGI middleware in ``autoscaler.api.server``.
 """
 
@@ -126,8 +128,10 @@ class KubeReviewer:
         from kubernetes import client as k8s
 
         self._k8s = k8s
-        #: (connect, read) socket timeouts of each review call.
-        self._timeout = (timeout, timeout)
+        #: (connect, read) socket timeouts of each review call: a second past the pool's
+        #: deadline (``ReviewPool``), so the deadline (503) always answers first and the
+        #: thread is freed right after it.
+        self._timeout = (timeout + 1.0, timeout + 1.0)
         self._authn = k8s.AuthenticationV1Api(api_client)
         self._authz = k8s.AuthorizationV1Api(api_client)
 
