@@ -54,7 +54,7 @@ class Kubectl:
     extra: tuple[str, ...] = ()
 
     def raw(self, path: str) -> subprocess.CompletedProcess[str]:
-        kubectl = require_tool("kubectl", "apt-get install kubernetes-client")
+        kubectl = require_tool("kubectl", "the kubectl package, as on the CI machine")
         return subprocess.run(
             [kubectl, "--server", self.server, *self.extra, "get", "--raw", path],
             capture_output=True,

@@ -110,7 +110,7 @@ def api() -> Iterator[tuple[DecisionStore, str]]:
 
 
 def kubectl_raw(server: str, path: str) -> dict[str, Any]:
-    kubectl = require_tool("kubectl", "apt-get install kubernetes-client")
+    kubectl = require_tool("kubectl", "the kubectl package, as on the CI machine")
     done = subprocess.run(
         [kubectl, "--kubeconfig=/dev/null", f"--server={server}", "get", "--raw", path],
         capture_output=True,
