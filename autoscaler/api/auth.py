@@ -7,19 +7,27 @@ front-proxy client certificate and the original caller in ``X-Remote-User`` /
 without such a certificate may carry a bearer token, checked with a TokenReview.
 Authorisation is a SubjectAccessReview per (user, verb, resource), cached briefly;
 ``system:masters`` is allowed without one (the aggregator's availability probe relies on
-that). Failures become 401 / 403 with ``Status`` bodies (``autoscaler.api.server``).
+that). Failures become 401 / 403 (503 when a review is not answered in time) with
+``Status`` bodies (``autoscaler.api.server``).
 
-The kubernetes client calls block, so they run in a worker thread, and their answers are
-cached for ``auth_cache_seconds`` so that the five HPA workers cost almost no reviews.
+The kubernetes client calls block, so they run in a small thread pool of their own
+(``review_workers``), each with a deadline (``review_timeout_seconds``; the client's
+socket timeout is one second longer, so the thread is freed soon after). A hung
+kube-apiserver costs a request at most that deadline and then a 503 Status; with every
+worker and as many queued calls waiting, further uncached requests get the 503 at once.
+Answers are cached for ``auth_cache_seconds`` so that the five HPA workers cost almost
+no reviews.
 Called by the ASGI middleware in ``autoscaler.api.server``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,16 +45,19 @@ GROUP = "external.metrics.k8s.io"
 VERSION = "v1beta1"
 _RESOURCE_PREFIX = f"/apis/{GROUP}/{VERSION}/namespaces/"
 #: Paths every caller may read, like the generic apiserver's always-allowed health paths.
-PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
+#: ``/metrics`` is not one of them: it needs the same authentication and authorisation as
+#: the API (a SubjectAccessReview for ``get`` on the non-resource path ``/metrics``).
+PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 _CACHE_LIMIT = 10_000
 
 
 class AuthError(Exception):
-    """A request that is not authenticated (401) or not authorised (403)."""
+    """A request that is not authenticated (401), not authorised (403), or that could not be
+    checked because kube-apiserver did not answer the review in time (503)."""
 
     def __init__(self, code: int, message: str) -> None:
         self.code = code
-        self.reason = "Unauthorized" if code == 401 else "Forbidden"
+        self.reason = {401: "Unauthorized", 403: "Forbidden"}.get(code, "ServiceUnavailable")
         self.message = message
         super().__init__(message)
 
@@ -113,17 +124,21 @@ class Reviewer(Protocol):
 class KubeReviewer:
     """``Reviewer`` backed by the official kubernetes client (TokenReview / SAR, v1)."""
 
-    def __init__(self, api_client: Any) -> None:
+    def __init__(self, api_client: Any, timeout: float = 5.0) -> None:
         from kubernetes import client as k8s
 
         self._k8s = k8s
+        #: (connect, read) socket timeouts of each review call: a second past the pool's
+        #: deadline (``ReviewPool``), so the deadline (503) always answers first and the
+        #: thread is freed right after it.
+        self._timeout = (timeout + 1.0, timeout + 1.0)
         self._authn = k8s.AuthenticationV1Api(api_client)
         self._authz = k8s.AuthorizationV1Api(api_client)
 
     def review_token(self, token: str) -> UserInfo | None:
         k8s = self._k8s
         body = k8s.V1TokenReview(spec=k8s.V1TokenReviewSpec(token=token))
-        result = self._authn.create_token_review(body)
+        result = self._authn.create_token_review(body, _request_timeout=self._timeout)
         status = result.status
         if status is None or not status.authenticated or status.user is None:
             return None
@@ -148,11 +163,11 @@ class KubeReviewer:
                 path=attrs.path, verb=attrs.verb
             )
         body = k8s.V1SubjectAccessReview(spec=k8s.V1SubjectAccessReviewSpec(**spec))
-        result = self._authz.create_subject_access_review(body)
+        result = self._authz.create_subject_access_review(body, _request_timeout=self._timeout)
         return bool(result.status is not None and result.status.allowed)
 
 
-def kube_reviewer(kubeconfig: Path | None) -> KubeReviewer:
+def kube_reviewer(kubeconfig: Path | None, timeout: float = 5.0) -> KubeReviewer:
     """A TokenReview/SAR client: from ``kubeconfig``, else the in-cluster service account."""
     from kubernetes import client, config
 
@@ -168,12 +183,16 @@ def kube_reviewer(kubeconfig: Path | None) -> KubeReviewer:
             f"cannot configure the Kubernetes client for TokenReview/SubjectAccessReview: {err}",
             "give --kubeconfig, run in a pod, or use --auth-mode front-proxy-only",
         ) from err
-    return KubeReviewer(api_client)
+    return KubeReviewer(api_client, timeout)
 
 
 @dataclass
 class _TTLCache:
-    """A small TTL cache; entries expire after ``ttl`` seconds of ``clock`` time."""
+    """A small TTL cache; entries expire after ``ttl`` seconds of ``clock`` time.
+
+    Keys are stored as SHA-256 digests of their ``repr``: a client-chosen token or path of
+    64 KiB costs 32 bytes here, and at most ``_CACHE_LIMIT`` entries are kept.
+    """
 
     ttl: float
     clock: Callable[[], float]
@@ -181,6 +200,7 @@ class _TTLCache:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self, key: Any) -> tuple[bool, Any]:
+        key = _digest(key)
         with self._lock:
             hit = self._data.get(key)
             if hit is None or hit[0] <= self.clock():
@@ -190,10 +210,62 @@ class _TTLCache:
     def put(self, key: Any, value: Any) -> None:
         if self.ttl <= 0:
             return
+        key = _digest(key)
         with self._lock:
             if len(self._data) >= _CACHE_LIMIT:
                 self._data.clear()  # crude but bounded; a flood of new tokens cannot grow it
             self._data[key] = (self.clock() + self.ttl, value)
+
+
+def _digest(key: Any) -> bytes:
+    return hashlib.sha256(repr(key).encode("utf-8", "surrogatepass")).digest()
+
+
+class ReviewPool:
+    """Runs blocking review calls in a bounded pool of their own, each with a deadline.
+
+    ``call`` returns (succeeded, answer) like before, or raises ``AuthError(503)`` when
+    the call did not finish within ``timeout`` or when ``2 * workers`` calls are already
+    pending (the pool is stuck behind a hung kube-apiserver): never a hang.
+    """
+
+    def __init__(self, workers: int, timeout: float) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="review")
+        self._limit = 2 * workers
+        self._timeout = timeout
+        self._pending = 0
+        self._lock = threading.Lock()
+
+    def _done(self, _: Future[Any]) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
+        name = getattr(fn, "__name__", str(fn))
+        with self._lock:
+            if self._pending >= self._limit:
+                busy = True
+            else:
+                busy = False
+                self._pending += 1
+        if busy:
+            log.warning("review call %s refused: %d calls already pending", name, self._limit)
+            raise AuthError(503, "authentication service busy: kube-apiserver is not answering")
+        future = self._executor.submit(fn, *args)
+        future.add_done_callback(self._done)  # the slot is freed when the thread is
+        try:
+            return True, await asyncio.wait_for(asyncio.wrap_future(future), self._timeout)
+        except TimeoutError:
+            log.warning("review call %s timed out after %gs", name, self._timeout)
+            raise AuthError(
+                503, f"authentication service did not answer within {self._timeout:g}s"
+            ) from None
+        except Exception as err:  # any client failure must deny, not crash the request
+            log.warning("review call %s failed: %s", name, err)
+            return False, None
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def load_ca_certificates(path: Path) -> list[x509.Certificate]:
@@ -234,6 +306,7 @@ class Authenticator:
         self._tokens = _TTLCache(settings.auth_cache_seconds, clock)
         self._access = _TTLCache(settings.auth_cache_seconds, clock)
         self._certs = _TTLCache(3600.0, clock)
+        self._pool = ReviewPool(settings.review_workers, settings.review_timeout_seconds)
 
     def _front_proxy_ok(self, der: bytes) -> tuple[bool, str]:
         """Whether a peer certificate is a valid front-proxy certificate (cached by DER)."""
@@ -299,7 +372,7 @@ class Authenticator:
             raise AuthError(401, "bearer tokens are not accepted: no TokenReview configured")
         hit, cached = self._tokens.get(token)
         if not hit:
-            ok, cached = await _call(self._reviewer.review_token, token)
+            ok, cached = await self._pool.call(self._reviewer.review_token, token)
             if ok:  # a failed review is not cached: the next request asks again
                 self._tokens.put(token, cached)
         if cached is None:
@@ -320,7 +393,7 @@ class Authenticator:
         key = (user.name, user.groups, user.extra, attrs)
         hit, allowed = self._access.get(key)
         if not hit:
-            ok, allowed = await _call(self._reviewer.review_access, user, attrs)
+            ok, allowed = await self._pool.call(self._reviewer.review_access, user, attrs)
             if ok:
                 self._access.put(key, allowed)
         if not allowed:
@@ -348,16 +421,3 @@ def _bearer(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
     return None
-
-
-async def _call(fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
-    """Run a blocking review in a worker thread: (succeeded, answer).
-
-    A failing kube-apiserver denies the request (fail closed) and is logged; it does not
-    crash the request or poison the cache.
-    """
-    try:
-        return True, await asyncio.to_thread(fn, *args)
-    except Exception as err:  # any client failure must deny, not crash the request
-        log.warning("review call %s failed: %s", getattr(fn, "__name__", fn), err)
-        return False, None

@@ -13,17 +13,29 @@ only the newest snapshot is sent when several publishes come quickly) over a pip
 child replaces its store with it. Values keep their decision timestamps, so staleness is
 judged exactly as in-process. If the parent dies, the pipe closes and the child exits.
 
+Metrics: the child's request-latency metrics live in the child. Given a ``registry``
+(the controller's, served on its metrics port, which Prometheus scrapes), the parent
+registers a collector that asks the child for them over the same pipe at each scrape,
+so they are scraped where the controller's are, without opening the serving port's
+``/metrics`` to anyone (docs/api.md, "Metrics").
+
 Called by ``autoscaler run`` (the controller) and the benchmark.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing
 import threading
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 from autoscaler.api.settings import ApiSettings
 from autoscaler.store import DecisionStore, MetricValue
@@ -31,6 +43,8 @@ from autoscaler.store import DecisionStore, MetricValue
 log = logging.getLogger(__name__)
 
 Row = tuple[str, str, dict[str, str], float, float]
+#: Seconds a scrape waits for the child's metrics before it reports without them.
+METRICS_TIMEOUT_SECONDS = 2.0
 
 
 def _rows(store: DecisionStore) -> list[Row]:
@@ -51,11 +65,15 @@ def _child(
     if not settings.insecure:
         reviewer = None
         if settings.auth_mode == "delegated":
-            reviewer = kube_reviewer(Path(kubeconfig) if kubeconfig else None)
+            reviewer = kube_reviewer(
+                Path(kubeconfig) if kubeconfig else None, settings.review_timeout_seconds
+            )
         auth = Authenticator(settings, reviewer, clock.now)
     app = create_app(store, settings, auth, clock, response_cache=response_cache)
     server = ServerThread(app, settings).start()
     conn.send(("port", server.port))
+    from prometheus_client import generate_latest
+
     try:
         while True:
             try:
@@ -64,6 +82,9 @@ def _child(
                 break  # the parent went away: stop serving
             if message == "stop":
                 break
+            if isinstance(message, tuple) and message[0] == "metrics":
+                conn.send(("metrics", message[1], generate_latest(app.state.registry)))
+                continue
             rows: list[Row] = message
             store.publish((MetricValue(*row) for row in rows), replace_all=True)
     finally:
@@ -83,6 +104,7 @@ class ServerProcess:
         kubeconfig: Path | None = None,
         start_timeout: float = 60.0,
         response_cache: bool = True,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         ctx = multiprocessing.get_context("spawn")  # never fork a process that has threads
         self._store = store
@@ -99,6 +121,8 @@ class ServerProcess:
         self._sender = threading.Thread(target=self._send_loop, name="api-mirror", daemon=True)
         self._start_timeout = start_timeout
         self._send_lock = threading.Lock()
+        self._registry = registry
+        self._scrapes = itertools.count(1)
         self.port = 0
 
     def _send_loop(self) -> None:
@@ -133,7 +157,26 @@ class ServerProcess:
         self._store.add_listener(lambda _version: self._dirty.set())
         self._sender.start()
         self._dirty.set()  # send what the store already holds
+        if self._registry is not None:
+            self._registry.register(_ChildMetrics(self))
         return self
+
+    def child_metrics(self, timeout: float = METRICS_TIMEOUT_SECONDS) -> bytes:
+        """The child's metrics in the text exposition format; b"" if it does not answer."""
+        seq = next(self._scrapes)
+        with self._send_lock:
+            try:
+                self._conn.send(("metrics", seq))
+                while self._conn.poll(timeout):
+                    kind, got, text = self._conn.recv()
+                    if kind == "metrics" and got == seq:
+                        return bytes(text)
+                    # an answer to an earlier scrape that timed out: skip it
+            except (OSError, EOFError, ValueError) as err:
+                log.error("API server process metrics unavailable: %s", err)
+                return b""
+        log.warning("API server process did not send its metrics within %gs", timeout)
+        return b""
 
     @property
     def pid(self) -> int | None:
@@ -169,3 +212,19 @@ class ServerProcess:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+class _ChildMetrics:
+    """A collector of the API child's metrics, for the controller's registry."""
+
+    def __init__(self, process: ServerProcess) -> None:
+        self._process = process
+
+    def describe(self) -> list[Metric]:
+        return []  # nothing to check at registration; the child's names are its own
+
+    def collect(self) -> Iterator[Metric]:
+        if not self._process.alive:
+            return
+        text = self._process.child_metrics().decode("utf-8", "replace")
+        yield from text_string_to_metric_families(text)

@@ -57,7 +57,14 @@ log = logging.getLogger(__name__)
 
 GROUP_VERSION = f"{GROUP}/{VERSION}"
 JSON = "application/json"
-_CACHE_LIMIT = 50_000
+#: Caps of the list answer cache: entries and bytes (key and body). HPAs repeat a few
+#: hundred distinct requests; the caps only bite under a flood of distinct selectors.
+_CACHE_ENTRIES = 4096
+_CACHE_BYTES = 32 * 1024 * 1024
+#: Parsed selectors are cached only for selector strings up to this length (HPAs send
+#: short ones), at most ``_SELECTOR_ENTRIES`` of them; errors are never cached.
+_SELECTOR_CACHE_MAX_LEN = 1024
+_SELECTOR_ENTRIES = 4096
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -104,32 +111,75 @@ _API_GROUP_LIST_BODY = orjson.dumps(
 _OK = b"ok"
 
 
+#: A list answer cache key: (namespace, lower-case metric, the selector's requirements).
+ListKey = tuple[str, str, frozenset[Any]]
+
+
+class _BoundedCache:
+    """A dict capped in entries and in bytes, dropping the oldest entries first.
+
+    Every cache the request path fills from client input is one of these, so no stream
+    of distinct requests can grow the server's memory past the caps.
+    """
+
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.entries: dict[Any, tuple[int, Any]] = {}
+        self.bytes = 0
+
+    def get(self, key: Any) -> Any:
+        hit = self.entries.get(key)
+        return None if hit is None else hit[1]
+
+    def put(self, key: Any, value: Any, size: int) -> None:
+        if size > self.max_bytes:
+            return
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self.bytes -= old[0]
+        while self.entries and (
+            len(self.entries) >= self.max_entries or self.bytes + size > self.max_bytes
+        ):
+            oldest = next(iter(self.entries))
+            self.bytes -= self.entries.pop(oldest)[0]
+        self.entries[key] = (size, value)
+        self.bytes += size
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
 class _ListCache:
     """Serialised list answers, valid while the store version is unchanged and no value aged.
 
-    Keyed by the raw request path and query string, so that the middleware can answer a
-    repeated request without routing or parsing (the HPA repeats the same request every
-    15 s per HPA); the key space is bounded by ``_CACHE_LIMIT``.
+    Keyed by the parsed, normalised request (namespace, metric, set of selector
+    requirements), never by the raw query string: ``?a=1&pad=...`` and ``?labelSelector=a%3D1``
+    share one entry, and ignored parameters cannot multiply entries. Only 200 answers are
+    stored; at most ``_CACHE_ENTRIES`` of them and ``_CACHE_BYTES`` in all.
     """
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self.entries: dict[tuple[str, bytes], tuple[int, float, bytes]] = {}
+        self.cache = _BoundedCache(_CACHE_ENTRIES, _CACHE_BYTES)
 
-    def get(self, key: tuple[str, bytes], version: int, now: float) -> bytes | None:
+    def get(self, key: ListKey, version: int, now: float) -> bytes | None:
         if not self.enabled:
             return None
-        hit = self.entries.get(key)
+        hit = self.cache.get(key)
         if hit is not None and hit[0] == version and now < hit[1]:
-            return hit[2]
+            body: bytes = hit[2]
+            return body
         return None
 
-    def put(self, key: tuple[str, bytes], version: int, valid_until: float, body: bytes) -> None:
-        if not self.enabled:
-            return
-        if len(self.entries) >= _CACHE_LIMIT:
-            self.entries.clear()  # bounded: arbitrary selectors cannot grow memory forever
-        self.entries[key] = (version, valid_until, body)
+    def put(self, key: ListKey, version: int, valid_until: float, body: bytes) -> None:
+        if self.enabled:
+            size = len(body) + sum(_requirement_size(r) for r in key[2]) + len(key[1]) + 200
+            self.cache.put(key, (version, valid_until, body), size)
+
+
+def _requirement_size(req: Any) -> int:
+    return len(req.key) + sum(len(v) for v in req.values) + 100
 
 
 _LIST_HEAD = (
@@ -158,9 +208,10 @@ class _Lists:
 
     Called from the ASGI middleware (so that a list request skips FastAPI routing) and
     from the FastAPI route. Three caches keep the common path short, all bounded:
-    whole answers per (path, query) until the store changes or a value ages; parsed
-    selectors per selector string (HPAs repeat theirs every 15 s); each series' JSON
-    item per store version (rendered once per publish, not once per request).
+    whole answers per parsed request until the store changes or a value ages; parsed
+    selectors per short selector string (HPAs repeat theirs every 15 s; a malformed
+    selector is never cached); each series' JSON item per store version (rendered once
+    per publish, not once per request; bounded by the store's size).
     """
 
     def __init__(
@@ -176,22 +227,17 @@ class _Lists:
         self.max_age = max_age
         self.cache = cache
         self.stale_items = stale_items
-        self._selectors: dict[str, LabelSelector | InputError] = {}
+        self._selectors = _BoundedCache(_SELECTOR_ENTRIES, _SELECTOR_ENTRIES * 4096)
         self._items_version = -1
         self._items: dict[int, tuple[MetricValue, bytes]] = {}
 
     def _selector(self, raw: str) -> LabelSelector:
-        hit = self._selectors.get(raw)
+        """The parsed selector; ``InputError`` (never cached) when malformed."""
+        hit: LabelSelector | None = self._selectors.get(raw)
         if hit is None:
-            try:
-                hit = parse_selector(raw)
-            except InputError as err:
-                hit = err
-            if len(self._selectors) >= _CACHE_LIMIT:
-                self._selectors.clear()
-            self._selectors[raw] = hit
-        if isinstance(hit, InputError):
-            raise hit
+            hit = parse_selector(raw)  # raises InputError; only valid selectors are cached
+            if len(raw) <= _SELECTOR_CACHE_MAX_LEN:
+                self._selectors.put(raw, hit, 2 * len(raw) + 200)
         return hit
 
     def _item(self, value: MetricValue, version: int) -> bytes:
@@ -205,22 +251,21 @@ class _Lists:
         self._items[id(value)] = (value, body)  # holding ``value`` keeps its id unique
         return body
 
-    def answer(
-        self, namespace: str, metric: str, raw_selector: str, key: tuple[str, bytes]
-    ) -> tuple[int, bytes]:
+    def answer(self, namespace: str, metric: str, raw_selector: str) -> tuple[int, bytes]:
         """(status code, JSON body) for one list request."""
-        now = self.clock.now()
-        version = self.store.version
-        body = self.cache.get(key, version, now)
-        if body is not None:
-            return 200, body
         name = metric.lower()
         if not self.store.has_metric(name):
             return 404, status_body(404, "NotFound", f"the server could not find the metric {name}")
         try:
             selector = self._selector(raw_selector)
         except InputError as err:
-            return 400, status_body(400, "BadRequest", str(err))
+            return 400, status_body(400, "BadRequest", _clip(str(err)))
+        now = self.clock.now()
+        version = self.store.version
+        key: ListKey = (namespace, name, frozenset(selector.requirements))
+        body = self.cache.get(key, version, now)
+        if body is not None:
+            return 200, body
         parts = []
         valid_until = float("inf")
         stale = 0
@@ -243,6 +288,11 @@ class _Lists:
             )
         self.cache.put(key, version, valid_until, body)
         return 200, body
+
+
+def _clip(message: str, limit: int = 1024) -> str:
+    """An error message short enough to send back (a 16 KiB selector is not echoed)."""
+    return message if len(message) <= limit else message[:limit] + "... (truncated)"
 
 
 def _first_query_value(query: bytes, name: str) -> str:
@@ -290,6 +340,9 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url=None,  # /openapi/v2 and /openapi/v3 must be 404 (aggregator skips them)
+        # No trailing-slash redirects: Starlette builds their Location from the client's
+        # Host header (an open redirect). ``/apis/`` is a 404 Status like any unknown path.
+        redirect_slashes=False,
     )
     app.state.store = store
     app.state.registry = registry
@@ -345,8 +398,7 @@ def create_app(
     async def list_metric(namespace: str, metric: str, request: Request) -> Response:
         # GETs are answered by the middleware already; this serves what gets past it.
         raw = _first_query_value(request.scope["query_string"], "labelSelector")
-        key = (request.scope["path"], request.scope["query_string"])
-        code, body = lists.answer(namespace, metric, raw, key)
+        code, body = lists.answer(namespace, metric, raw)
         return Response(body, status_code=code, media_type=JSON)
 
     for path in ("/healthz", "/livez", "/readyz"):
@@ -444,7 +496,7 @@ class _Middleware:
                     query: bytes = scope["query_string"]
                     raw = _first_query_value(query, "labelSelector") if query else ""
                     try:
-                        code[0], body = self.lists.answer(parts[0], parts[1], raw, (path, query))
+                        code[0], body = self.lists.answer(parts[0], parts[1], raw)
                     except Exception:  # a bug must still answer a Status, and be logged
                         log.exception("list request %s failed", path)
                         code[0] = 500
@@ -472,23 +524,176 @@ async def _send_status(send: Send, code: int, reason: str, message: str) -> None
 
 
 class TLSHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol plus the peer certificate in ``scope["extensions"]["tls"]``.
+    """uvicorn's httptools protocol, guarded, plus the peer certificate for the app.
+
+    Guards (limits from ``ApiSettings``, set on a per-server subclass by ``uvicorn_config``):
+    a request target longer than ``max_url`` gets a 414 Status; a request head longer than
+    ``max_head`` a 431; a head not complete within ``head_timeout`` seconds a 408; a
+    request while more than ``max_connections`` are open a 503. Each of these answers
+    ``Connection: close``; the rest of what the client sends is read and dropped for a
+    moment (so that it can read the answer instead of a reset) and then the connection
+    is closed. Nothing past a limit is kept: httptools would otherwise buffer an endless
+    header in memory.
 
     uvicorn does not expose the TLS peer to the app; the front-proxy authentication needs
     it. asyncio completes the handshake before ``connection_made``, so the certificate
     is known once per connection.
     """
 
+    max_url = 16384
+    max_head = 65536
+    head_timeout = 10.0
+    max_connections = 512
+    #: After a rejection: seconds and bytes of further input read and dropped before closing.
+    linger_seconds = 1.0
+    linger_bytes = 1024 * 1024
+
     _peer_der: bytes | None = None
+    _head_bytes = 0
+    _in_head = True
+    _url_bytes = 0
+    _reject: tuple[int, str, str] | None = None
+    _rejected = False
+    _dropped = 0
+    _head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         ssl_object = transport.get_extra_info("ssl_object")
         self._peer_der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._in_head and not self._rejected and not self.transport.is_closing():
+            if self._head_bytes == 0 and self.cycle is not None:
+                self.transport.close()  # an idle keep-alive connection: just close it
+                return
+            self._send_reject(
+                408, "Timeout", f"request head not received within {self.head_timeout:g}s"
+            )
+
+    def data_received(self, data: bytes) -> None:
+        if self._rejected:
+            self._dropped += len(data)
+            if self._dropped > self.linger_bytes:
+                self.transport.close()
+            return
+        if self._in_head and self._head_bytes == 0 and self.cycle is not None:
+            self._arm_head_timer()  # the first byte of the next request on a kept-alive connection
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if self._reject is not None:
+            self._send_reject(*self._reject)
+        elif self._in_head and self._head_bytes > self.max_head:
+            self._send_reject(
+                431,
+                "RequestHeaderFieldsTooLarge",
+                f"request head larger than {self.max_head} bytes",
+            )
+
+    def _send_reject(self, code: int, reason: str, message: str) -> None:
+        """Answer a Status with ``Connection: close``, drop further input, close soon."""
+        if self._rejected or self.transport.is_closing():
+            return
+        self._rejected = True
+        self._cancel_head_timer()
+        self._unset_keepalive_if_required()
+        body = status_body(code, reason, message)
+        head = (
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n"
+            % (code, _PHRASES.get(code, b"Error"), len(body))
+        )
+        log.info("rejected a request from %s: %d %s", self.client, code, message)
+        transport = self.transport
+        transport.write(head + body)
+        if transport.can_write_eof():
+            transport.write_eof()
+        self.loop.call_later(self.linger_seconds, transport.close)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._url_bytes = 0
         self.scope["extensions"] = {"tls": {"client_cert_der": self._peer_der}}
+
+    def on_url(self, url: bytes) -> None:
+        if self._reject is not None:
+            return
+        self._url_bytes += len(url)
+        if self._url_bytes > self.max_url:
+            self._reject = (
+                414,
+                "RequestURITooLong",
+                f"request URI longer than {self.max_url} bytes",
+            )
+            return
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._reject is None:
+            super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if self._reject is not None:
+            return
+        self._in_head = False
+        self._cancel_head_timer()
+        if len(self.connections) > self.max_connections:
+            self._reject = (
+                503,
+                "ServiceUnavailable",
+                f"more than {self.max_connections} open connections; retry later",
+            )
+            return
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if self._reject is None:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._reject is not None:
+            return
+        self._in_head = True
+        self._head_bytes = 0
+        super().on_message_complete()
+
+
+_PHRASES = {
+    408: b"Request Timeout",
+    414: b"URI Too Long",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
+}
+
+
+def _protocol_class(settings: ApiSettings) -> type[TLSHttpToolsProtocol]:
+    """``TLSHttpToolsProtocol`` with this server's limits."""
+    return type(
+        "GuardedHttpToolsProtocol",
+        (TLSHttpToolsProtocol,),
+        {
+            "max_url": settings.max_url_bytes,
+            "max_head": settings.max_header_bytes,
+            "head_timeout": settings.header_timeout_seconds,
+            "max_connections": settings.max_connections,
+        },
+    )
 
 
 def uvicorn_config(app: FastAPI, settings: ApiSettings) -> uvicorn.Config:
@@ -509,11 +714,13 @@ def uvicorn_config(app: FastAPI, settings: ApiSettings) -> uvicorn.Config:
         app,
         host=settings.host,
         port=settings.port,
-        http=TLSHttpToolsProtocol,
+        http=_protocol_class(settings),
         lifespan="off",
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
+        # Requests (ASGI tasks) in flight at once; beyond it uvicorn answers 503.
+        limit_concurrency=settings.max_connections + 64,
         **kwargs,
     )
 

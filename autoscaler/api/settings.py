@@ -75,6 +75,26 @@ class ApiSettings(BaseModel):
     #: Seconds between checks of --tls-cert/--tls-key for a renewed certificate, which is
     #: then loaded without a restart; 0 = never. 60 s: cert-manager renews weeks ahead.
     tls_reload_seconds: float = Field(default=60.0, ge=0.0)
+    #: Longest request target (path and query) accepted, in bytes; longer ones get a 414
+    #: Status. Real HPA selectors are a few hundred bytes; 16 KiB leaves ample room.
+    max_url_bytes: int = Field(default=16384, ge=1024, le=1_048_576)
+    #: Most bytes of one request head (request line and headers) accepted; more gets a 431
+    #: Status and the connection is closed. 64 KiB: kube-apiserver's proxied identity
+    #: headers are a few KiB.
+    max_header_bytes: int = Field(default=65536, ge=4096, le=1_048_576)
+    #: Seconds a client has to send a complete request head (from connecting, or from the
+    #: first byte of the next request); then it gets a 408 Status and is closed.
+    header_timeout_seconds: float = Field(default=10.0, gt=0.0, le=300.0)
+    #: Open connections served at once; a request on a connection beyond it gets a 503
+    #: Status. The aggregator and the HPA keep a handful of connections.
+    max_connections: int = Field(default=512, ge=1, le=100_000)
+    #: Deadline of one TokenReview / SubjectAccessReview call to kube-apiserver. A call
+    #: that has not answered by then gets the request a 503 Status (never a hang).
+    review_timeout_seconds: float = Field(default=5.0, gt=0.0, le=60.0)
+    #: Threads for TokenReview / SubjectAccessReview calls (their own pool). When all of
+    #: them and as many queued calls are waiting, further uncached requests get an
+    #: immediate 503 Status instead of queueing behind a hung kube-apiserver.
+    review_workers: int = Field(default=4, ge=1, le=64)
     #: HOST:PORT for the KEDA external-scaler gRPC service; None = not served.
     keda_bind: str | None = None
     #: PEM CA for mutual TLS on the KEDA port: only clients with a certificate from it

@@ -215,7 +215,11 @@ def _serve_forever(settings: Any, controller: Any, client: Any) -> None:
             "delegated auth needs the Kubernetes API (TokenReview)",
             "drop --objects, or set api.auth_mode front-proxy-only",
         )
-    server = ServerProcess(controller.store, settings.api, kubeconfig=kubeconfig)
+    # The API child's request metrics are served with the controller's on the metrics
+    # port (the one Prometheus scrapes); the serving port's /metrics needs auth.
+    server = ServerProcess(
+        controller.store, settings.api, kubeconfig=kubeconfig, registry=metrics.registry
+    )
     server.start()
     keda = None
     if settings.api.keda_bind is not None:

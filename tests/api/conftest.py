@@ -6,7 +6,6 @@ and are stopped after the module. Clients are real: kubectl and the kubernetes c
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,8 +17,8 @@ from kubernetes import client
 from autoscaler.api.server import ServerThread, create_app
 from autoscaler.api.settings import ApiSettings
 from autoscaler.store import DecisionStore, MetricValue
+from tests.required import require_tool
 
-KUBECTL = shutil.which("kubectl")
 BASE = "/apis/external.metrics.k8s.io/v1beta1"
 
 
@@ -55,10 +54,9 @@ class Kubectl:
     extra: tuple[str, ...] = ()
 
     def raw(self, path: str) -> subprocess.CompletedProcess[str]:
-        if KUBECTL is None:
-            pytest.skip("kubectl is not installed")
+        kubectl = require_tool("kubectl", "the kubectl package, as on the CI machine")
         return subprocess.run(
-            [KUBECTL, "--server", self.server, *self.extra, "get", "--raw", path],
+            [kubectl, "--server", self.server, *self.extra, "get", "--raw", path],
             capture_output=True,
             text=True,
             timeout=30,

@@ -24,6 +24,16 @@ class KubeStandIn:
     token_reviews: list[dict[str, Any]] = field(default_factory=list)
     access_reviews: list[dict[str, Any]] = field(default_factory=list)
     fail: bool = False
+    #: While True, every review hangs (a kube-apiserver that accepted the connection and
+    #: never answers) until ``release()`` or ``hang_seconds`` pass, whichever is first.
+    hang: bool = False
+    hang_seconds: float = 30.0
+    _released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        """End every hanging review now (and any later one, until ``hang`` is set again)."""
+        self.hang = False
+        self._released.set()
 
     def start(self) -> KubeStandIn:
         standin = self
@@ -34,6 +44,8 @@ class KubeStandIn:
 
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if standin.hang:
+                    standin._released.wait(standin.hang_seconds)  # bounded: never forever
                 if standin.fail:
                     self._reply(500, {"kind": "Status", "code": 500, "message": "boom"})
                     return
@@ -72,5 +84,6 @@ class KubeStandIn:
         return self
 
     def stop(self) -> None:
+        self._released.set()
         self._server.shutdown()
         self._server.server_close()

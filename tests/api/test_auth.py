@@ -10,7 +10,9 @@ to a loopback stand-in of kube-apiserver (kube_standin.py).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -309,3 +311,85 @@ def test_openapi_404_with_auth(server: ServerThread, pki: Pki, path: str) -> Non
 def test_health_needs_no_credentials(server: ServerThread, pki: Pki) -> None:
     code, _, body = raw_call(kube_client(server, pki), "/healthz", accept="*/*")
     assert code == 200 and body == b"ok"
+
+
+def test_metrics_needs_the_same_auth(server: ServerThread, pki: Pki, standin: KubeStandIn) -> None:
+    """``/metrics`` on the serving port is not public: 401 anonymous, 403 without RBAC."""
+    code, _, body = raw_call(kube_client(server, pki), "/metrics", accept="*/*")
+    assert code == 401 and status_of(body)["reason"] == "Unauthorized"
+    code, _, body = raw_call(kube_client(server, pki, token="carol-token"), "/metrics", "*/*")
+    assert code == 403 and status_of(body)["reason"] == "Forbidden"
+    api = kube_client(server, pki, cert=pki.proxy)
+    headers = proxy_headers("system:kube-aggregator", "system:masters")
+    code, _, body = raw_call(api, "/metrics", accept="*/*", headers=headers)
+    assert code == 200 and b"autoscaler_api_request_duration_seconds" in body
+
+
+@pytest.fixture(scope="module")
+def hanging() -> Iterator[KubeStandIn]:
+    """A kube-apiserver whose TokenReview/SAR connection accepts and never answers."""
+    s = KubeStandIn(
+        tokens={"bob-token": ("bob", ["devs"])},
+        allowed={("bob", "list", "queue_depth", "default")},
+        hang=True,
+        hang_seconds=30.0,
+    ).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def hang_server(pki: Pki, hanging: KubeStandIn, clock: ManualClock) -> Iterator[ServerThread]:
+    settings = ApiSettings(
+        bind="127.0.0.1:0",
+        tls_cert=pki.dir / "serving.crt",
+        tls_key=pki.dir / "serving.key",
+        requestheader_client_ca=pki.proxy_ca,
+        requestheader_allowed_names=["front-proxy-client"],
+        review_timeout_seconds=0.5,
+        review_workers=2,
+    )
+    cfg = client.Configuration()
+    cfg.host = hanging.url
+    cfg.retries = urllib3.Retry(total=0)
+    reviewer = KubeReviewer(client.ApiClient(cfg), timeout=settings.review_timeout_seconds)
+    auth = Authenticator(settings, reviewer, ManualClock(0.0).now)
+    app = create_app(section4_store(clock.now()), settings, auth, clock)
+    with ServerThread(app, settings) as srv:
+        yield srv
+
+
+def test_hung_token_review_answers_503_fast(hang_server: ServerThread, pki: Pki) -> None:
+    start = time.monotonic()
+    code, _, body = raw_call(kube_client(hang_server, pki, token="bob-token"), LIST)
+    elapsed = time.monotonic() - start
+    assert code == 503 and status_of(body)["reason"] == "ServiceUnavailable", body
+    assert elapsed < 2.0, f"took {elapsed:.2f}s with a hung TokenReview"
+
+
+def test_hung_access_review_answers_503_fast(hang_server: ServerThread, pki: Pki) -> None:
+    api = kube_client(hang_server, pki, cert=pki.proxy)
+    start = time.monotonic()
+    code, _, body = raw_call(api, LIST, headers=proxy_headers(HPA, "system:serviceaccounts"))
+    elapsed = time.monotonic() - start
+    assert code == 503 and status_of(body)["reason"] == "ServiceUnavailable", body
+    assert elapsed < 2.0, f"took {elapsed:.2f}s with a hung SubjectAccessReview"
+
+
+def test_hung_reviewer_many_callers_never_hang(hang_server: ServerThread, pki: Pki) -> None:
+    """24 uncached requests at once (distinct tokens) against 2 review threads: each gets a
+    401/403/503 within 3 s, and health stays fast meanwhile."""
+
+    def one(i: int) -> tuple[int, float]:
+        start = time.monotonic()
+        code, _, _ = raw_call(kube_client(hang_server, pki, token=f"token-{i}"), LIST)
+        return code, time.monotonic() - start
+
+    with ThreadPoolExecutor(24) as pool:
+        results = list(pool.map(one, range(24)))
+        start = time.monotonic()
+        health = raw_call(kube_client(hang_server, pki), "/healthz", accept="*/*")[0]
+        health_seconds = time.monotonic() - start
+    assert {code for code, _ in results} <= {401, 403, 503}, results
+    assert max(seconds for _, seconds in results) < 3.0, results
+    assert health == 200 and health_seconds < 1.0

@@ -8,7 +8,6 @@ non-loopback bind.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 from cryptography import x509
 
 from tests.api.conftest import BASE, Kubectl
+from tests.required import require_tool
 
 pytestmark = pytest.mark.integration
 
@@ -151,17 +151,17 @@ def test_certs_writes_a_usable_pair(tmp_path: Path) -> None:
     assert (tmp_path / "tls.key").stat().st_mode & 0o077 == 0  # key not group/world readable
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 def test_certs_key_matches_cert(tmp_path: Path) -> None:
+    openssl = require_tool("openssl", "apt-get install openssl")
     assert run("certs", "--out-dir", str(tmp_path)).returncode == 0
     pub_cert = subprocess.run(
-        ["openssl", "x509", "-pubkey", "-noout", "-in", str(tmp_path / "tls.crt")],
+        [openssl, "x509", "-pubkey", "-noout", "-in", str(tmp_path / "tls.crt")],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     pub_key = subprocess.run(
-        ["openssl", "pkey", "-pubout", "-in", str(tmp_path / "tls.key")],
+        [openssl, "pkey", "-pubout", "-in", str(tmp_path / "tls.key")],
         capture_output=True,
         text=True,
         check=True,

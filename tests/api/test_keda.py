@@ -8,6 +8,7 @@ applies the ScaledObject's fallback), never a zero that would scale the workload
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -226,4 +227,57 @@ def test_mutual_tls(tmp_path_factory: pytest.TempPathFactory) -> None:
             resp = pb_grpc.ExternalScalerStub(channel).GetMetrics(request, timeout=5)
         assert resp.metricValues[0].metricValueFloat == 3.0
     finally:
+        server.stop(0.5)
+
+
+def test_64_open_streams_do_not_starve_get_metrics() -> None:
+    """KEDA's push mode keeps one StreamIsActive open per ScaledObject. With 64 of them
+    open (each has had its first push), GetMetrics still answers within 2 s."""
+    clock = ManualClock(1_800_000_000.0)
+    store = DecisionStore()
+    store.publish(
+        [MetricValue("prod", NAME, {"workload": f"w{i}"}, 1.0 + i, clock.t) for i in range(64)]
+    )
+    settings = ApiSettings(bind="127.0.0.1:0", insecure=True, keda_bind="127.0.0.1:0")
+    server = start_keda_server(store, settings, clock)
+    streams_channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    calls_channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    streamer = pb_grpc.ExternalScalerStub(streams_channel)
+    streams = [streamer.StreamIsActive(ref(workload=f"w{i}"), timeout=60) for i in range(64)]
+    first: list[bool] = []
+    lock = threading.Lock()
+
+    def first_push(stream: object) -> None:
+        for msg in stream:  # type: ignore[attr-defined]
+            with lock:
+                first.append(msg.result)
+            return
+
+    readers = [threading.Thread(target=first_push, args=(s,), daemon=True) for s in streams]
+    try:
+        for t in readers:
+            t.start()
+        deadline = time.monotonic() + 30
+        while len(first) < 64 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(first) == 64, f"only {len(first)} of 64 streams got their first push"
+        stub = pb_grpc.ExternalScalerStub(calls_channel)
+        latencies = []
+        for i in range(20):
+            start = time.monotonic()
+            resp = stub.GetMetrics(
+                pb.GetMetricsRequest(scaledObjectRef=ref(workload=f"w{i}")), timeout=2.0
+            )
+            latencies.append(time.monotonic() - start)
+            assert resp.metricValues[0].metricValueFloat == 1.0 + i
+        assert stub.IsActive(ref(workload="w1"), timeout=2.0).result is True
+        assert max(latencies) < 2.0
+        print(f"GetMetrics with 64 open streams: max {max(latencies) * 1000:.1f} ms")
+    finally:
+        for s in streams:
+            s.cancel()
+        for t in readers:
+            t.join(5)
+        streams_channel.close()
+        calls_channel.close()
         server.stop(0.5)

@@ -95,3 +95,23 @@ def test_child_with_tls_and_front_proxy_auth(tmp_path: Path) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.1)
         assert get("x") == 401
+
+
+def test_child_request_metrics_are_served_from_the_parent_registry() -> None:
+    """The API child's latency histogram appears in the registry the controller serves on
+    its metrics port (the one Prometheus scrapes): AutoscalerApiLatencyHigh has data."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    store = DecisionStore()
+    store.publish([MetricValue("prod", NAME, {"workload": "a"}, 2.0, time.time())])
+    registry = CollectorRegistry()
+    settings = ApiSettings(bind="127.0.0.1:0", insecure=True)
+    with ServerProcess(store, settings, registry=registry) as server:
+        kubectl = Kubectl(f"http://127.0.0.1:{server.port}")
+        wait_for(kubectl, {"a": "2"})
+        assert kubectl.raw(BASE).returncode == 0
+        text = generate_latest(registry).decode()
+    assert 'autoscaler_api_request_duration_seconds_count{code="200",endpoint="list"}' in text
+    assert 'autoscaler_api_request_duration_seconds_bucket{code="200",endpoint="discovery"' in text
+    # After the child is gone a scrape still answers (without the child's series).
+    assert "autoscaler_api_request_duration_seconds" not in generate_latest(registry).decode()

@@ -196,6 +196,8 @@ def test_run_serves_until_sigterm(prom: PrometheusServer, tmp_path: Path) -> Non
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
             text = r.read().decode()
         assert "autoscaler_workload_served_replicas" in text
+        # The API child's request latency is scraped here too (AutoscalerApiLatencyHigh).
+        assert 'autoscaler_api_request_duration_seconds_count{code="200",endpoint="list"}' in text
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         logs = proc.stderr.read().decode() if proc.stderr else ""

@@ -1,9 +1,10 @@
-"""The paths the manifests probe and scrape on the HTTPS port answer without credentials.
+"""The paths the manifests probe on the HTTPS port answer without credentials.
 
-The Deployment's startup, liveness and readiness probes and the ServiceMonitor's second
-endpoint call ``/livez``, ``/readyz`` and ``/metrics`` on the API port (6443) over
-HTTPS, without client certificates or tokens (the kubelet does not verify the serving
-certificate). This starts the real API server (``autoscaler serve``) with TLS from
+The Deployment's startup, liveness and readiness probes call ``/livez`` and ``/readyz``
+on the API port (6443) over HTTPS, without client certificates or tokens (the kubelet
+does not verify the serving certificate). ``/metrics`` there needs credentials (nothing
+scrapes it: the API's metrics are relayed to the controller's metrics port). This starts
+the real API server (``autoscaler serve``) with TLS from
 ``autoscaler certs`` and front-proxy authentication on, and calls exactly the paths the
 built Deployment names, the way the kubelet does; an API path must still demand
 credentials (401), so the probes are not passing because auth is off.
@@ -84,7 +85,7 @@ def get(url: str) -> int:
         return int(err.code)
 
 
-def test_probe_and_scrape_paths_are_public_on_the_https_port(server: str) -> None:
+def test_probe_paths_are_public_on_the_https_port(server: str) -> None:
     dep = one(kustomize_build("overlays/prod"), "Deployment", "predictive-autoscaler")
     container = dep["spec"]["template"]["spec"]["containers"][0]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -93,7 +94,6 @@ def test_probe_and_scrape_paths_are_public_on_the_https_port(server: str) -> Non
         http = container[probe]["httpGet"]
         assert http["scheme"] == "HTTPS" and ports[http["port"]] == 6443
         paths.append(http["path"])
-    paths.append("/metrics")  # the ServiceMonitor's https endpoint
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -105,5 +105,6 @@ def test_probe_and_scrape_paths_are_public_on_the_https_port(server: str) -> Non
     assert status == 200
     for path in paths:
         assert get(server + path) == 200, path
-    # and the API itself is not open to anonymous callers
+    # and the API itself, and its /metrics, are not open to anonymous callers
     assert get(server + "/apis/external.metrics.k8s.io/v1beta1") == 401
+    assert get(server + "/metrics") == 401

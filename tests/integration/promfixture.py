@@ -48,7 +48,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -859,14 +858,8 @@ def make_tls_files(directory: Path) -> TLSFiles:
 
 
 def bcrypt_hash(password: str) -> str:
-    """A bcrypt hash for ``basic_auth_users`` (glibc's crypt; skips where unavailable)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            import crypt
-    except ImportError:
-        pytest.skip("no crypt module (Python >= 3.13) to make a bcrypt hash")
-    hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
-    if not hashed or not hashed.startswith("$2"):
-        pytest.skip("this libc's crypt() has no bcrypt")
-    return hashed
+    """A bcrypt hash for ``basic_auth_users``: pure Python (``purebcrypt``), so it works on
+    every Python and libc (``crypt`` is gone in 3.13; ``bcrypt`` is not in the lock)."""
+    from tests.integration.purebcrypt import hashpw
+
+    return hashpw(password)

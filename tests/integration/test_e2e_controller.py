@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import subprocess
 import threading
 import time
@@ -45,6 +44,7 @@ from policies.quantity import parse_quantity
 from simulations.hpa import HorizontalController, replicas_from_external
 from tests.controller.kmockharness import KmockCluster
 from tests.integration.promfixture import PrometheusServer, free_port, require_prometheus
+from tests.required import require_tool
 
 pytestmark = pytest.mark.integration
 
@@ -110,9 +110,7 @@ def api() -> Iterator[tuple[DecisionStore, str]]:
 
 
 def kubectl_raw(server: str, path: str) -> dict[str, Any]:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed")
+    kubectl = require_tool("kubectl", "the kubectl package, as on the CI machine")
     done = subprocess.run(
         [kubectl, "--kubeconfig=/dev/null", f"--server={server}", "get", "--raw", path],
         capture_output=True,
