@@ -297,7 +297,7 @@ def fit_capacity(
             statistic=stats_at[b][0],
             threshold=stats_at[b][1],
         )
-        for b, before, after in zip(breaks, segments, segments[1:], strict=True)
+        for b, before, after in zip(breaks, segments[:-1], segments[1:], strict=True)
     ]
     final = segments[-1]
     if final.relative_halfwidth > 0.25:
@@ -363,7 +363,7 @@ def _fit_segment(frame: pd.DataFrame, a: int, b: int, level: float) -> SegmentFi
         )
     robust = sm.RLM(y, x, M=sm.robust.norms.HuberT()).fit()
     weights = np.clip(np.asarray(robust.weights, dtype=float), 1e-6, None)
-    lags = max(1, int(4 * (len(y) / 100) ** (2 / 9)))
+    lags = _bandwidth(len(y))
     wls = sm.WLS(y, x, weights=weights).fit(cov_type="HAC", cov_kwds={"maxlags": lags})
     idle, cost = (float(v) for v in np.asarray(robust.params))
     cov = np.asarray(wls.cov_params(), dtype=float)
@@ -424,11 +424,21 @@ def _ssr_splits(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return result
 
 
+def _bandwidth(n: int) -> int:
+    """Newey-West lags: sqrt(n), wider than the textbook n^(2/9) rule.
+
+    CPU residuals stay correlated for many steps (caches, GC, background work) and the
+    load regressor is seasonal; the narrow rule gave a "95 %" interval holding the truth
+    in 73 % of AR(1, rho=0.9) cases, sqrt(n) in ~80 % (tests/models/test_calibration.py).
+    """
+    return max(1, math.isqrt(max(n, 1)))
+
+
 def _long_run_variance(resid: np.ndarray) -> float:
     """Newey-West (Bartlett) long-run variance of residuals."""
     n = len(resid)
     e = resid - resid.mean()
-    lags = max(1, int(4 * (n / 100) ** (2 / 9)))
+    lags = _bandwidth(n)
     lrv = float(e @ e) / n
     for lag in range(1, min(lags, n - 1) + 1):
         lrv += 2 * (1 - lag / (lags + 1)) * float(e[lag:] @ e[:-lag]) / n

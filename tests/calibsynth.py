@@ -85,7 +85,7 @@ def synth_workload(
     times = end - (n - 1 - np.arange(n)) * step_s
     # Load: daily cycle (random phase), AR(1) multiplicative noise, bursts.
     phase = rng.uniform(0, 2 * np.pi)
-    daily = 1 + 0.55 * np.sin(2 * np.pi * times / 86_400 + phase)
+    daily = 1 + 0.55 * np.sin(2 * np.pi * (times - times[0]) / 86_400 + phase)
     ar = np.zeros(n)
     shocks = rng.normal(0, 0.04, n)
     for i in range(1, n):
