@@ -77,6 +77,16 @@ def test_no_change_point_without_a_release(seed: int) -> None:
     assert est.capacity == pytest.approx(s.capacity_before, rel=0.05)
 
 
+def test_change_test_alone_rarely_fires_without_a_release() -> None:
+    """The Bonferroni-bounded test by itself (no effect-size floor): measured 1 false
+    change over these six stationary workloads; 9 without the correction."""
+    found = 0
+    for seed in range(1, 7):
+        s = synth_workload(seed=seed, end=END, release_before_end_s=-1)
+        found += len(fit_capacity(*frames(s), 0.5, CapacityConfig(min_change=0.0)).changes)
+    assert found <= 2, found
+
+
 def test_a_move_below_min_change_is_not_a_change() -> None:
     s = synth_workload(seed=7, end=END, cost_increase=0.02)
     est = fit_capacity(*frames(s), s.request_cores)
@@ -124,15 +134,18 @@ def _ar_case(seed: int, rho: float, n: int = 1440) -> tuple[pd.Series, pd.Series
 
 
 def test_interval_accounts_for_autocorrelated_noise() -> None:
-    """AR(1, 0.9) residuals: the HAC interval holds the truth in most cases (measured
-    ~80 % at 95 % nominal; the plain standard error holds it in ~55 %)."""
+    """AR(1, 0.9) residuals: the HAC interval holds the truth in most cases.
+
+    Measured on these 40 seeds at 95 % nominal: 32 with the sqrt(n) bandwidth, 29 with
+    the textbook n^(2/9) one, 22 with the plain standard error. Below nominal: the
+    interval is for noise; docs/calibration.md says so."""
     truth = (0.5 - 0.05) / 0.026
     cfg = CapacityConfig(detect_changes=False)
     held = 0
     for seed in range(40):
         est = fit_capacity(*_ar_case(seed, 0.9), 0.5, cfg)
         held += est.final.low <= truth <= est.final.high
-    assert held >= 28, held
+    assert held >= 31, held
 
 
 def test_request_per_segment_and_missing_request_steps(released: Synth) -> None:
