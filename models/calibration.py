@@ -368,11 +368,14 @@ def _fit_segment(frame: pd.DataFrame, a: int, b: int, level: float) -> SegmentFi
     idle, cost = (float(v) for v in np.asarray(robust.params))
     cov = np.asarray(wls.cov_params(), dtype=float)
     request = float(part["request"].median())
-    if cost <= 0:
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    cost_se = math.sqrt(cov[1, 1]) if math.isfinite(cov[1, 1]) and cov[1, 1] >= 0 else math.inf
+    if not cost - z * cost_se > 0:
+        # cost <= 0, or indistinguishable from 0: the capacity would be absurd or infinite.
         raise InputError(
             "--load-query",
-            f"{where}: CPU does not grow with this load (fitted {cost:.3g} cores per unit), so "
-            "it does not measure what the pods work on",
+            f"{where}: CPU does not grow measurably with this load (fitted {cost:.3g} +/- "
+            f"{z * cost_se:.2g} cores per unit), so it does not measure what the pods work on",
             "use the requests (or messages) the pods serve as the load query",
         )
     if idle >= request:
@@ -384,8 +387,8 @@ def _fit_segment(frame: pd.DataFrame, a: int, b: int, level: float) -> SegmentFi
         )
     capacity = (request - idle) / cost
     grad = np.array([-1.0 / cost, -(request - idle) / cost**2])
-    se = math.sqrt(max(float(grad @ cov @ grad), 0.0))
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    var = float(grad @ cov @ grad)
+    se = math.sqrt(var) if math.isfinite(var) and var >= 0 else math.inf
     low = max(capacity - z * se, 0.0)
     high = capacity + z * se
     return SegmentFit(

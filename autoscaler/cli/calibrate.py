@@ -67,6 +67,17 @@ def report(cal: Calibration, window_s: float) -> dict[str, Any]:
     }
 
 
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or Infinity: an undefined figure (an interval bound) is null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _num(v: float, digits: int = 3) -> str:
     return f"{v:.{digits}g}" if abs(v) < 10**digits else f"{v:.0f}"
 
@@ -288,6 +299,7 @@ def register(app: typer.Typer) -> None:
         if cal.startup_error is not None:
             typer.echo(f"warning: {cal.startup_error}", err=True)
         doc = report(cal, window_s)
-        typer.echo(
-            json.dumps(doc, indent=2, allow_nan=False) if json_out else text(doc, load_query)
-        )
+        if json_out:
+            typer.echo(json.dumps(_finite(doc), indent=2, allow_nan=False))
+        else:
+            typer.echo(text(doc, load_query))

@@ -180,7 +180,7 @@ class Calibration:
 def calibrate_workload(
     source: MetricSource,
     target: WorkloadRef,
-    load_query: str,
+    load: str | pd.Series,
     *,
     end: float,
     window_seconds: float,
@@ -192,6 +192,11 @@ def calibrate_workload(
     lead_time: float | None = None,
 ) -> Calibration:
     """Fetch a workload's metrics over [end - window, end] and fit capacity and start-up.
+
+    ``load`` is a PromQL query returning the workload's load as ONE series, or the load
+    history itself (the controller already holds it from its batched ``history_by``):
+    a float series on multiples of ``step_seconds`` (it is reindexed to the grid, so
+    other instants count as missing).
 
     Never raises for what the data lacks: a part that cannot be learnt is None with an
     ``InputError`` saying why (``capacity_error`` / ``startup_error``), so the
@@ -218,11 +223,11 @@ def calibrate_workload(
         startup_error=None,
         lead_time_seconds=lead_time,
         lead_time_source="given" if lead_time is not None else "none",
-        queries={"load": load_query, **rendered},
+        queries={"load": load if isinstance(load, str) else "(given series)", **rendered},
     )
     try:
         out.capacity = _capacity(
-            source, rendered, load_query, start_s, end_s, step, config, request_cores
+            source, rendered, load, start_s, end_s, step, config, request_cores
         )
     except InputError as err:
         out.capacity_error = err
@@ -239,7 +244,7 @@ def calibrate_workload(
 def _capacity(
     source: MetricSource,
     q: dict[str, str],
-    load_query: str,
+    load: str | pd.Series,
     start: float,
     end: float,
     step: int,
@@ -248,7 +253,7 @@ def _capacity(
 ) -> CapacityEstimate:
     cpu = source.history(q["cpu"], start, end, step)
     pods = source.history(q["pods"], start, end, step)
-    load = source.history(load_query, start, end, step)
+    load_series = source.history(load, start, end, step) if isinstance(load, str) else load
     if request_cores is not None:
         request: pd.Series | float = float(request_cores)
     else:
@@ -261,7 +266,7 @@ def _capacity(
             "check the namespace and --target, that cAdvisor and kube-state-metrics are "
             "scraped, or pass --cpu-query and --pods-query",
         )
-    return fit_capacity(cpu, pods, load, request, config)
+    return fit_capacity(cpu, pods, load_series, request, config)
 
 
 def _startup(source: MetricSource, q: dict[str, str], end: float, step: int) -> StartupStats:

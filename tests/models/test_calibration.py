@@ -192,8 +192,11 @@ def test_cpu_not_growing_with_load_is_refused(released: Synth) -> None:
     cpu, pods, load = frames(released)
     rng = np.random.default_rng(0)
     flat = pd.Series(0.05 * pods.to_numpy() + rng.normal(0, 0.01, len(pods)), cpu.index)
-    with pytest.raises(InputError, match="CPU does not grow with this load"):
+    with pytest.raises(InputError, match="CPU does not grow measurably with this load"):
         fit_capacity(flat - 0.001 * load, pods, load, 0.5)
+    # A slope lost in the noise would give an absurd capacity (here ~26,000): refused too.
+    with pytest.raises(InputError, match="CPU does not grow measurably with this load"):
+        fit_capacity(flat + 5e-5 * load, pods, load, 0.5)
 
 
 def test_idle_above_request_is_refused(released: Synth) -> None:
@@ -277,6 +280,18 @@ def test_calibrate_workload_with_a_metric_source(released: Synth) -> None:
     assert cal.startup is not None
     assert cal.lead_time_seconds == math.ceil(cal.startup.p90 + 15)
     assert all('namespace="shop"' in q for q in src.queries if "x_total" not in q)
+
+
+def test_calibrate_workload_takes_the_load_history_itself(released: Synth) -> None:
+    """The controller passes the load it already holds instead of a query."""
+    ref = WorkloadRef.parse("shop", "deployment/web")
+    src = StandIn(released)
+    load = frames(released)[2]
+    cal = calibrate_workload(src, ref, load, end=END, window_seconds=2 * 86_400)
+    assert cal.capacity is not None
+    assert cal.capacity.capacity == pytest.approx(released.capacity_after, rel=0.05)
+    assert cal.queries["load"] == "(given series)"
+    assert not any("x_total" in q for q in src.queries)
 
 
 def test_calibrate_workload_never_raises_for_missing_data(released: Synth) -> None:
