@@ -41,8 +41,10 @@ from itertools import pairwise
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import stats
+from statsmodels.regression.linear_model import WLS
+from statsmodels.robust.norms import HuberT
+from statsmodels.robust.robust_linear_model import RLM
 
 from models.errors import InputError
 
@@ -361,10 +363,10 @@ def _fit_segment(frame: pd.DataFrame, a: int, b: int, level: float) -> SegmentFi
             "and CPU per request cannot be told apart",
             "calibrate over a window with more load variation",
         )
-    robust = sm.RLM(y, x, M=sm.robust.norms.HuberT()).fit()
+    robust = RLM(y, x, M=HuberT()).fit()
     weights = np.clip(np.asarray(robust.weights, dtype=float), 1e-6, None)
     lags = _bandwidth(len(y))
-    wls = sm.WLS(y, x, weights=weights).fit(cov_type="HAC", cov_kwds={"maxlags": lags})
+    wls = WLS(y, x, weights=weights).fit(cov_type="HAC", cov_kwds={"maxlags": lags})
     idle, cost = (float(v) for v in np.asarray(robust.params))
     cov = np.asarray(wls.cov_params(), dtype=float)
     request = float(part["request"].median())
