@@ -20,6 +20,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -45,10 +46,15 @@ def _load_query(ns: str, service: str) -> str:
     return f'sum(rate(http_requests_total{{namespace="{ns}",service="{service}"}}[5m]))'
 
 
-def _series(metric: str, labels: dict[str, str], times: np.ndarray, values: np.ndarray,
-            kind: str = "gauge") -> BackfillSeries:  # fmt: skip
+def _series(
+    metric: str,
+    labels: dict[str, str],
+    times: np.ndarray,
+    values: np.ndarray,
+    kind: Literal["counter", "gauge"] = "gauge",
+) -> BackfillSeries:
     index = pd.DatetimeIndex(pd.to_datetime(times, unit="s", utc=True))
-    return BackfillSeries(metric, labels, pd.Series(values, index=index, dtype=float), kind)  # type: ignore[arg-type]
+    return BackfillSeries(metric, labels, pd.Series(values, index=index, dtype=float), kind)
 
 
 def cluster_series(
