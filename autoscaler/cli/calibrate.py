@@ -293,7 +293,7 @@ def register(app: typer.Typer) -> None:
                 )
             except PermanentError as err:
                 # For this command the queries and the URL are the user's input.
-                raise InputError("--load-query/--prometheus-url", str(err)) from err
+                raise InputError("--prometheus-url or a query", str(err)) from err
         if cal.capacity_error is not None:
             raise cal.capacity_error
         if cal.startup_error is not None:

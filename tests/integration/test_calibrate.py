@@ -305,3 +305,22 @@ def test_missing_ready_time_warns_and_still_gives_capacity(
     assert code == 0 and json.loads(out)["leadTimeSeconds"] == 90
     code, out, err = run_main(capsys, monkeypatch, _args(prom, cluster, "edge", "noready"))
     assert code == 0 and "leadTimeSeconds: unknown" in out
+
+
+def test_bad_promql_and_unreachable_server_are_one_line(
+    prom: PrometheusServer,
+    cluster: Cluster,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    args = _args(prom, cluster, NS, "web", "--json")
+    bad = [
+        *args[: args.index("--load-query") + 1],
+        "sum(rate(http_requests_total[5m]",
+        *args[args.index("--load-query") + 2 :],
+    ]
+    line = _one_error_line(*run_main(capsys, monkeypatch, bad)[::2])
+    assert "--prometheus-url or a query" in line and "HTTP 400" in line
+    down = [a if a != prom.url else "http://127.0.0.1:9" for a in args]
+    code, out, err = run_main(capsys, monkeypatch, down)
+    assert code == 1 and out == "" and err.count("\n") == 1 and "cannot connect" in err
