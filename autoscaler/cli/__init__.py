@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "autoscaler.cli.serve",
     "autoscaler.cli.run",
     "autoscaler.cli.forecast",
+    "autoscaler.cli.calibrate",
 )
 
 HELP = (
