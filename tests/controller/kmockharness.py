@@ -44,6 +44,8 @@ import jsonpatch
 import kmock
 from kmock._internal.k8s import KubernetesError
 
+from autoscaler.kube.client import KubeClient
+
 T = TypeVar("T")
 
 #: Resources the controller touches, declared so that lists and discovery work.
@@ -352,3 +354,17 @@ class KmockCluster:
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(5)
+
+
+class RaceAfterRead(KubeClient):
+    """Runs ``hook`` once right after its next GET answers: another writer's turn
+    between our read and our write."""
+
+    hook: Callable[[], None] | None = None
+
+    def request(self, method: str, path: str, body: Any = None, **kw: Any) -> dict[str, Any]:
+        answer = super().request(method, path, body, **kw)
+        if method == "GET" and self.hook is not None:
+            hook, self.hook = self.hook, None
+            hook()
+        return answer

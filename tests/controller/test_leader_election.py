@@ -21,7 +21,7 @@ import pytest
 from autoscaler.clock import WallClock
 from autoscaler.kube.client import KubeClient, KubeSettings
 from autoscaler.kube.leader import LeaderElector, LeaderSettings
-from tests.controller.kmockharness import KmockCluster
+from tests.controller.kmockharness import KmockCluster, RaceAfterRead
 from tests.controller.netfaults import FreezableProxy
 
 LEASES = "coordination.k8s.io/v1/leases"
@@ -223,20 +223,6 @@ def test_candidates_racing_for_a_new_lease_one_wins(cluster: KmockCluster) -> No
     assert sampler.overlaps == []
     assert len(leaders) == 1
     assert lease is not None and lease["spec"]["holderIdentity"] == leaders[0]
-
-
-class RaceAfterRead(KubeClient):
-    """Runs ``hook`` once right after its next GET answers: another writer's turn
-    between our read and our write."""
-
-    hook: Callable[[], None] | None = None
-
-    def request(self, method: str, path: str, body: Any = None, **kw: Any) -> dict[str, Any]:
-        answer = super().request(method, path, body, **kw)
-        if method == "GET" and self.hook is not None:
-            hook, self.hook = self.hook, None
-            hook()
-        return answer
 
 
 def test_a_candidate_that_lost_the_race_after_its_read_is_not_leader(
