@@ -168,16 +168,18 @@ def test_frozen_api_connection_leader_stops_before_anyone_takes_over(
     try:
         a = LeaderElector(client(proxy.url), LEASE, "a", WallClock())
         b = LeaderElector(client(cluster.url), LEASE, "b", WallClock())
-        with Sampler({"a": a, "b": b}) as sampler, running(a, b) as (run_a, _):
-            wait_for(a.is_leader, 5)
-            time.sleep(1.0)
-            assert not b.is_leader()
-            proxy.freeze()
-            frozen = time.monotonic()
-            a_down = wait_for(lambda: not a.is_leader(), LEASE.renew_deadline_seconds + 5)
-            b_up = wait_for(b.is_leader, LEASE.lease_duration_seconds + 5)
-            # A's thread is not stuck: it ends (its release is bounded too).
-            assert run_a.halt(LEASE.renew_deadline_seconds + LEASE.retry_period_seconds + 2)
+        with Sampler({"a": a, "b": b}) as sampler, running(a) as (run_a,):
+            wait_for(a.is_leader, 5)  # A first, so that the leader is the one frozen
+            with running(b):
+                time.sleep(1.0)
+                assert not b.is_leader()
+                proxy.freeze()
+                frozen = time.monotonic()
+                a_down = wait_for(lambda: not a.is_leader(), LEASE.renew_deadline_seconds + 5)
+                b_up = wait_for(b.is_leader, LEASE.lease_duration_seconds + 5)
+                # A's thread is not stuck: it ends (its release is bounded too).
+                bound = LEASE.renew_deadline_seconds + LEASE.retry_period_seconds + 2
+                assert run_a.halt(bound)
         print(
             f"frozen: A stepped down after {a_down - frozen:.2f}s, B took over after"
             f" {b_up - frozen:.2f}s"
