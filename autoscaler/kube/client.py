@@ -87,6 +87,10 @@ class KubeError(RetryableError):
         super().__init__(f"kubernetes API {status}: {message}")
 
 
+class NotLeader(PermanentError):
+    """A write refused on our side: the leader's renew deadline has passed (the fence)."""
+
+
 class RateLimited(RetryableError):
     """A write waited ``rate_limit_wait_seconds`` for the client-side rate limit in vain."""
 
@@ -174,6 +178,11 @@ class KubeClient:
         self._cfg = cfg
         self._api = k8s_client.ApiClient(cfg)
         self.write_limiter = TokenBucket(settings.qps, settings.burst)
+        #: Seconds this replica may still write (``LeaderElector.seconds_left``); None =
+        #: no leader election. Each write attempt is refused (``NotLeader``) once it is
+        #: 0, and its timeout is cut to it, so no write of ours is sent after the
+        #: renew deadline and none waits past it for an answer.
+        self.fence: Callable[[], float] | None = None
 
     @property
     def api_client(self) -> k8s_client.ApiClient:
@@ -206,11 +215,13 @@ class KubeClient:
         content_type: str = "application/json",
         timeout: float | None = None,
         limited: bool = True,
+        fenced: bool = True,
     ) -> dict[str, Any]:
         """One request; returns the decoded JSON answer or raises one of our errors.
 
         ``timeout`` (seconds, connect + read) overrides ``request_timeout_seconds``;
-        ``limited=False`` lets a write bypass the client-side rate limit (the Lease).
+        ``limited=False`` lets a write bypass the client-side rate limit and
+        ``fenced=False`` the leader fence (both for the Lease's own calls).
         """
         url = self._cfg.host.rstrip("/") + path
         if params:
@@ -224,6 +235,14 @@ class KubeClient:
                     f" {self.settings.rate_limit_wait_seconds:g}s"
                 )
         seconds = self.settings.request_timeout_seconds if timeout is None else timeout
+        if fenced and method in WRITES and self.fence is not None:
+            left = self.fence()
+            if left <= 0:
+                raise NotLeader(
+                    f"{method} {path}: refused: not leader (the lease was not renewed"
+                    " within the renew deadline)"
+                )
+            seconds = min(seconds, left)
         try:
             response = self._api.rest_client.pool_manager.request(
                 method,

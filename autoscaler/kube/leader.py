@@ -230,7 +230,12 @@ class LeaderElector:
             }
             try:
                 self.client.request(
-                    "POST", self._collection, body, timeout=self._timeout(budget_end), limited=False
+                    "POST",
+                    self._collection,
+                    body,
+                    timeout=self._timeout(budget_end),
+                    limited=False,
+                    fenced=False,
                 )
             except Conflict:
                 return False  # another candidate created it first
@@ -259,6 +264,7 @@ class LeaderElector:
                 content_type=MERGE_PATCH,
                 timeout=self._timeout(budget_end),
                 limited=False,
+                fenced=False,
             )
         except Conflict:
             return False
@@ -286,6 +292,7 @@ class LeaderElector:
                     content_type=MERGE_PATCH,
                     timeout=self._timeout(budget_end),
                     limited=False,
+                    fenced=False,
                 )
         except AutoscalerError as err:
             log.warning("could not release lease %s: %s", self._path, err)

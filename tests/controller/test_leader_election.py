@@ -19,7 +19,11 @@ from typing import Any
 import pytest
 
 from autoscaler.clock import WallClock
-from autoscaler.kube.client import KubeClient, KubeSettings
+from autoscaler.kube.client import KubeClient, KubeSettings, NotLeader
+from autoscaler.kube.cluster import KubeCluster
+from autoscaler.kube.crds import PredictiveAutoscaler, PredictiveAutoscalerStatus
+from autoscaler.kube.events import emit_event
+from autoscaler.kube.hpa import ensure_hpa
 from autoscaler.kube.leader import LeaderElector, LeaderSettings
 from tests.controller.kmockharness import KmockCluster, RaceAfterRead
 from tests.controller.netfaults import FreezableProxy
@@ -253,3 +257,44 @@ def test_a_candidate_that_lost_the_race_after_its_read_is_not_leader(
     assert not a.is_leader()
     lease = cluster.get(LEASES, "ops", LEASE.name)
     assert lease is not None and lease["spec"]["holderIdentity"] == "b"
+
+
+def test_no_kubernetes_write_leaves_after_the_renew_deadline(cluster: KmockCluster) -> None:
+    """With the client fenced by the elector (``client.fence = elector.seconds_left``),
+    the HPA, status and Event writes are refused on our side from the renew deadline
+    on, and none reaches the API server; the Lease's own calls are not fenced."""
+    mono = [100.0]
+    kube = client(cluster.url)
+    a = LeaderElector(kube, LEASE, "a", WallClock(), monotonic=lambda: mono[0])
+    kube.fence = a.seconds_left
+    pa = PredictiveAutoscaler.parse(
+        {
+            "metadata": {"name": "web", "namespace": "shop", "uid": "uid-web"},
+            "spec": {
+                "targetRef": {"name": "web"},
+                "query": "sum by (namespace, workload) (rate(x_total[1m]))",
+                "capacityPerReplica": 10,
+                "maxReplicas": 20,
+            },
+        }
+    )
+
+    def writes() -> int:
+        return sum(1 for r in cluster.requests() if r.method.value in {"POST", "PATCH", "PUT"})
+
+    before = writes()
+    with pytest.raises(NotLeader):
+        ensure_hpa(kube, pa, ceiling=5)  # not leader yet
+    assert writes() == before
+    assert a.try_acquire_or_renew()
+    assert ensure_hpa(kube, pa, ceiling=5) == "created"
+    mono[0] += LEASE.renew_deadline_seconds  # the deadline, and no renewal
+    before = writes()
+    with pytest.raises(NotLeader):
+        ensure_hpa(kube, pa, ceiling=9)
+    with pytest.raises(NotLeader):
+        KubeCluster(kube).patch_status(pa, PredictiveAutoscalerStatus(replicas=9))
+    assert not emit_event(kube, pa, "X", "y", now=1.7e9)
+    assert writes() == before  # nothing was sent
+    assert a.try_acquire_or_renew()  # the Lease still names "a": it renews
+    assert ensure_hpa(kube, pa, ceiling=9) == "updated"
