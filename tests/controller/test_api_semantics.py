@@ -252,3 +252,16 @@ def test_an_hpa_replaced_between_read_and_write_is_not_overwritten(
     assert ensure_hpa(racing, pa, ceiling=7) == "foreign"
     live = cluster.get(HPA, "shop", "web")
     assert live is not None and live["spec"] == foreign["spec"]
+
+
+def test_put_replaces_with_the_same_preconditions(client: KubeClient) -> None:
+    created = create_pa(client)
+    body = pa_object()
+    body["spec"]["maxReplicas"] = 4
+    body["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"]
+    out = client.request("PUT", pa_path(), body)
+    assert out["spec"]["maxReplicas"] == 4
+    with pytest.raises(Conflict):  # the same (now stale) resourceVersion again
+        client.request("PUT", pa_path(), body)
+    with pytest.raises(NotFound):
+        client.request("PUT", pa_path("nope"), pa_object("nope"))
