@@ -180,10 +180,10 @@ class LeaderElector:
         if raw != self._observed_raw:
             self._observed_raw = raw
             self._observed_time = self.monotonic()
-            duration = spec.get("leaseDurationSeconds")
-            self._observed_duration = (
-                float(duration) if duration else self.settings.lease_duration_seconds
-            )
+            # The holder's duration (newer client-go), never below ours (older client-go
+            # uses its own setting): waiting the longer of the two is the safe side.
+            duration = float(spec.get("leaseDurationSeconds") or 0)
+            self._observed_duration = max(duration, self.settings.lease_duration_seconds)
 
     def try_acquire_or_renew(self) -> bool:
         """One attempt; returns ``is_leader()`` after it."""
