@@ -202,7 +202,8 @@ def _serve_forever(settings: Any, controller: Any, client: Any) -> None:
             WallClock(),
             on_change=lambda leader: metrics.is_leader.set(1 if leader else 0),
         )
-        controller.is_leader = lambda: elector.is_leader
+        controller.is_leader = elector.is_leader
+        client.fence = elector.seconds_left  # no Kubernetes write after the deadline
         threads.append(threading.Thread(target=elector.run, args=(stop,), name="leader"))
     threads.append(threading.Thread(target=controller.run, args=(stop,), name="reconcile"))
     # The API server runs in a child process mirroring the store: a reconcile holds

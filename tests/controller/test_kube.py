@@ -90,8 +90,9 @@ def test_hpa_created_owned_and_idempotent(cluster: KmockCluster) -> None:
 def test_foreign_hpa_is_left_alone(cluster: KmockCluster) -> None:
     foreign = {"metadata": {"name": "web", "namespace": "shop"}, "spec": {"maxReplicas": 3}}
     cluster.put(HPA, "shop", "web", foreign)
+    before = cluster.get(HPA, "shop", "web")
     assert ensure_hpa(client_for(cluster), make_pa(), ceiling=12) == "foreign"
-    assert cluster.get(HPA, "shop", "web") == foreign
+    assert cluster.get(HPA, "shop", "web") == before
 
 
 def test_hpa_conflict_is_retried_with_a_fresh_read(cluster: KmockCluster) -> None:
@@ -180,24 +181,24 @@ def test_follower_takes_over_when_the_leader_dies(cluster: KmockCluster) -> None
     ta = threading.Thread(target=a.run, args=(stop_a,), daemon=True)
     ta.start()
     deadline = time.monotonic() + 5
-    while not a.is_leader and time.monotonic() < deadline:
+    while not a.is_leader() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert a.is_leader
+    assert a.is_leader()
     tb = threading.Thread(target=b.run, args=(stop_b,), daemon=True)
     tb.start()
     time.sleep(1.0)
-    assert not b.is_leader
+    assert not b.is_leader()
     # Kill the leader: it stops renewing and does NOT release (a crash, not a shutdown).
     a.release = lambda: None  # type: ignore[method-assign]
     stop_a.set()
     ta.join(2)
     killed = time.monotonic()
-    while not b.is_leader and time.monotonic() - killed < 30:
+    while not b.is_leader() and time.monotonic() - killed < 30:
         time.sleep(0.05)
     takeover = time.monotonic() - killed
     stop_b.set()
     tb.join(3)
-    assert b.is_leader or takeover < 30
+    assert b.is_leader() or takeover < 30
     print(f"failover took {takeover:.2f}s (lease {FAST.lease_duration_seconds}s)")
     assert takeover < FAST.lease_duration_seconds + 2 * FAST.retry_period_seconds + 1.0
 
@@ -207,27 +208,22 @@ def test_release_hands_over_at_once(cluster: KmockCluster) -> None:
     b = LeaderElector(client_for(cluster), FAST, "b", WallClock())
     assert a.try_acquire_or_renew()
     a.release()
-    assert not a.is_leader
+    assert not a.is_leader()
     assert b.try_acquire_or_renew()
 
 
 def test_leader_steps_down_when_it_cannot_renew(cluster: KmockCluster) -> None:
-    now = [1000.0]
-
-    class Manual:
-        def now(self) -> float:
-            return now[0]
-
-        def sleep(self, seconds: float) -> None:
-            now[0] += seconds
-
-    a = LeaderElector(client_for(cluster, retries=1), FAST, "a", Manual())
+    mono = [1000.0]
+    a = LeaderElector(
+        client_for(cluster, retries=1), FAST, "a", WallClock(), monotonic=lambda: mono[0]
+    )
     assert a.try_acquire_or_renew()
     cluster.do(lambda: cluster.emulator["get", kmock.resource(LEASES)] << 500)
-    now[0] += 1.0
-    assert a.try_acquire_or_renew()  # still inside the renew deadline
-    now[0] += 1.5
-    assert not a.try_acquire_or_renew()  # past it: steps down before the lease expires
+    mono[0] += 1.0
+    assert a.try_acquire_or_renew()  # the renewal failed, but the deadline is 1 s away
+    mono[0] += 1.0  # renew deadline (2 s) after the last successful renewal's start
+    assert not a.is_leader()  # by itself, without another attempt
+    assert not a.try_acquire_or_renew()
 
 
 def test_target_info_reads_the_ready_count() -> None:
