@@ -141,7 +141,8 @@ class Controller:
         self.is_leader = is_leader
         self.dry_run = dry_run
         self.history = History(settings, source, log)
-        self.writer = Writer(settings, cluster, is_leader, dry_run, log)
+        # Through a lambda: ``autoscaler run`` swaps ``is_leader`` for the elector's.
+        self.writer = Writer(settings, cluster, lambda: self.is_leader(), dry_run, log)
         self.shadow = ShadowRecorder(settings.shadow.path, settings.shadow.max_bytes)
         self.workloads: dict[str, Workload] = {}
         self.ledgers: dict[str, LedgerState] = {}
@@ -209,7 +210,8 @@ class Controller:
         self._log_events(plan)
         self._publish(now, results)
         if leader:  # one writer for the shared file; followers would duplicate records
-            self._record_shadow(results, errors)
+            if self.writer.may_write():
+                self._record_shadow(results, errors)
             self.writer.events(now, plan.events, self.workloads)
             self.writer.write(now, results, plan.environments, self.workloads, errors)
             if plan.ledgers_changed and self.writer.may_write():

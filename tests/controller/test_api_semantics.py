@@ -16,7 +16,9 @@ import pytest
 
 from autoscaler.kube.client import Conflict, KubeClient, KubeSettings, NotFound, path_for
 from autoscaler.kube.cluster import KubeCluster
-from autoscaler.kube.crds import (
+from autoscaler.kube.hpa import HPA_API, ensure_hpa
+from models.errors import PermanentError
+from policies.objects import (
     API_VERSION,
     CB_PLURAL,
     PA_PLURAL,
@@ -24,8 +26,6 @@ from autoscaler.kube.crds import (
     PredictiveAutoscaler,
     PredictiveAutoscalerStatus,
 )
-from autoscaler.kube.hpa import HPA_API, ensure_hpa
-from models.errors import PermanentError
 from tests.controller.kmockharness import JSON_PATCH, STRATEGIC, KmockCluster, RaceAfterRead
 
 PA = f"{API_VERSION}/{PA_PLURAL}"

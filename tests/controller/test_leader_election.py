@@ -21,10 +21,10 @@ import pytest
 from autoscaler.clock import WallClock
 from autoscaler.kube.client import KubeClient, KubeSettings, NotLeader
 from autoscaler.kube.cluster import KubeCluster
-from autoscaler.kube.crds import PredictiveAutoscaler, PredictiveAutoscalerStatus
 from autoscaler.kube.events import emit_event
 from autoscaler.kube.hpa import ensure_hpa
 from autoscaler.kube.leader import LeaderElector, LeaderSettings
+from policies.objects import PredictiveAutoscaler, PredictiveAutoscalerStatus
 from tests.controller.kmockharness import KmockCluster, RaceAfterRead
 from tests.controller.netfaults import FreezableProxy
 
