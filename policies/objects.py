@@ -77,6 +77,18 @@ class FallbackSpec(KubeModel):
     static_replicas: int = Field(
         default=0, ge=0, description="Replicas for mode Static (0 = same as CurrentReplicas)."
     )
+    confirm_seconds: float = Field(
+        default=180.0,
+        ge=0,
+        le=3600,
+        description=(
+            "Seconds a suspicious fall in load must last before it lowers replicas: a"
+            " fall that comes with fewer series behind the sum (pods no longer scraped:"
+            " partial data) is held as missing data, and a sudden drop far below the"
+            " forecast's lower tail holds the replicas, until it has lasted this long."
+            " Real drops still scale down, this much later (0 = at once)."
+        ),
+    )
 
 
 class PredictiveAutoscalerSpec(KubeModel):

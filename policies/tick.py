@@ -97,6 +97,15 @@ class LoopState:
     #: one replica's requests as last read from the target (pricing survives an
     #: unreadable target; None: never read, so the price is unknown).
     known_requests: dict[str, str] | None = None
+    #: input series behind a complete sum (the most seen since the last legitimate
+    #: change), and since when fewer are behind a fallen sum (partial data).
+    series_baseline: float | None = None
+    partial_since: float | None = None
+    partial_reason: str = ""
+    #: since when the load has been far below the forecast made before it fell, and
+    #: that forecast (the reference until the fall is confirmed or over).
+    drop_since: float | None = None
+    drop_reference: Decision | None = None
 
     @property
     def key(self) -> str:
@@ -109,6 +118,8 @@ class Observation:
 
     #: the source's series for this workload (None: the query returned nothing for it).
     series: pd.Series | None
+    #: input series behind each step's sum, aligned with ``series`` (None: unknown).
+    series_count: np.ndarray | None = None
     #: why the data is missing ("" when the query worked).
     data_error: str = ""
     #: the scaled target as read now (None: it could not be read).
@@ -213,11 +224,110 @@ def newest_value(series: pd.Series | None) -> float | None:
     return float(values[finite[-1]]) if finite.size else None
 
 
+#: a sum that falls while fewer series are behind it is partial when it falls by at
+#: least this share of the series lost (half: 2 of 4 pods gone and the sum halved is
+#: partial; 6 of 12 pods scaled in and the sum unchanged is not).
+PARTIAL_SHARE = 0.5
+
+
+def cut_partial(
+    w: LoopState, now: float, new: pd.Series, obs: Observation, confirm: float
+) -> tuple[pd.Series, str]:
+    """The new samples up to the first partial one, and why the rest is held back.
+
+    A sample is *partial* when fewer input series are behind its sum than before
+    (``series_baseline``) and the sum fell with them (``PARTIAL_SHARE``): pods that stop
+    being scraped (overloaded pods fail scrapes first) look like less load. Partial
+    samples are missing data, not less load, until the lower count has lasted
+    ``confirm`` seconds; then it is the new normal (pods really gone and load really
+    lower). Fewer series with the sum holding up (a scale-in) is accepted at once.
+    """
+    counts = obs.series_count
+    if counts is None or new.empty or obs.series is None:
+        # Nothing new to judge (no query this tick): a partial state goes on.
+        if w.partial_since is not None and now - w.partial_since < confirm:
+            return new, w.partial_reason
+        return new, ""
+    stamps = unix_seconds(new.index)
+    all_stamps = unix_seconds(obs.series.index)
+    pos = np.searchsorted(all_stamps, stamps)
+    pos = np.clip(pos, 0, len(counts) - 1)
+    c_new = np.asarray(counts, dtype=float)[pos]
+    values = new.to_numpy(dtype=float)
+    base = w.series_baseline
+    ref = w.state.current_rate
+    for i in range(len(values)):
+        c, v = float(c_new[i]), float(values[i])
+        if not np.isfinite(c) or not np.isfinite(v):
+            continue
+        if base is None or c >= base:
+            base = c
+            ref = v
+            w.partial_since = None
+            continue
+        fell = ref is not None and v < ref * (1.0 - PARTIAL_SHARE * (1.0 - c / base))
+        if not fell:
+            base = c  # fewer series, same load: pods scaled in
+            ref = v
+            continue
+        if w.partial_since is None:
+            w.partial_since = float(stamps[i])
+        if now - w.partial_since >= confirm:
+            base = c  # it lasted: the lower count is the new normal
+            ref = v
+            w.partial_since = None
+            continue
+        w.series_baseline = base
+        w.partial_reason = (
+            f"partial data: {c:g} of {base:g} series behind the sum and the load fell"
+            f" to {v:.4g}/s; held as missing data for up to {confirm:g}s"
+        )
+        return new.iloc[:i], w.partial_reason
+    w.series_baseline = base
+    return new, ""
+
+
+def hold_sudden_drop(w: LoopState, now: float, base: Decision, confirm: float) -> Decision:
+    """Hold the replicas while a sudden fall far below the forecast is unconfirmed.
+
+    Far below: the current load under the median of the forecast made before the fall
+    by more than two of its upper-tail widths (and under three quarters of it). Until
+    the fall has lasted ``confirm`` seconds, the decision does not go below the last
+    one made before it; afterwards it is real and replicas follow it down.
+    """
+    ref = w.drop_reference or w.last_good
+    y = w.state.current_rate
+    if confirm <= 0 or ref is None or ref.forecast is None or y is None or base.fallback:
+        w.drop_since = w.drop_reference = None
+        return base
+    median = ref.forecast.quantile(0.5)
+    upper = ref.forecast.quantile(w.spec.risk_quantile)
+    floor = median - 2.0 * max(upper - median, 0.0)
+    if not (y < floor and y < 0.75 * median):
+        w.drop_since = w.drop_reference = None
+        return base
+    if w.drop_since is None:
+        w.drop_since, w.drop_reference = now, ref
+    held = min(ref.replicas, max(base.current_replicas, base.replicas))
+    if now - w.drop_since >= confirm or base.replicas >= held:
+        return base
+    return base.clamped(
+        held,
+        base.binding_constraint,
+        f"{base.reason}; a sudden drop to {y:.4g}/s, far below the forecast of"
+        f" {median:.4g}/s made before it, holds {held} replicas until it has lasted"
+        f" {confirm:g}s ({now - w.drop_since:.0f}s so far)",
+    )
+
+
 def decide_workload(
     w: LoopState, now: float, obs: Observation, stale_after: float, events: list[TickEvent]
 ) -> Decision:
     """``decide`` on the new samples, or the fallback when data is missing."""
-    new = take_samples(w, obs.series)
+    confirm = w.pa.spec.fallback.confirm_seconds
+    new, partial = cut_partial(w, now, take_samples(w, obs.series), obs, confirm)
+    if partial:
+        obs = Observation(obs.series, obs.series_count, partial, obs.target, obs.current)
     if not new.empty:
         w.last_sample = float(unix_seconds(new.index[-1:])[0])
     ready = None if obs.target is None else obs.target.ready
@@ -238,8 +348,11 @@ def decide_workload(
                     w.key, "FallbackEnded", f"Load data is back after {now - since:.0f}s", "Normal"
                 )
             )
-        w.last_good = base
-        return base
+        held = hold_sudden_drop(w, now, base, confirm)
+        if w.drop_since is None:
+            w.last_good = base
+        return held
+    w.drop_since = w.drop_reference = None
     return fallback_decision(w, now, base, obs.current, obs.data_error, events)
 
 

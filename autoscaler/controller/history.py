@@ -43,6 +43,9 @@ class History:
         self.source = source
         #: whether the last ``fetch`` was a cold one (a first fetch is enough for a tick).
         self.fetched_cold = False
+        #: series behind each step's sum, by workload key, from the last ``fetch``.
+        self.counts: dict[str, np.ndarray] = {}
+        self._last_counts: dict[tuple[str, ...], np.ndarray] = {}
 
     def _floor(self, t: float, step: float) -> float:
         offset = self.settings.prometheus.step_offset_seconds
@@ -51,7 +54,11 @@ class History:
     def fetch(
         self, now: float, workloads: Mapping[str, Workload]
     ) -> tuple[dict[str, pd.Series], dict[str, str], int]:
-        """Per-workload series, per-workload errors, and the number of queries sent."""
+        """Per-workload series, per-workload errors, and the number of queries sent.
+
+        How many input series were behind each step's sum (when the source says, as
+        ``attrs["series_count"]``) is kept in ``self.counts`` by workload key.
+        """
         prom = self.settings.prometheus
         loop = self.settings.loop
         step = float(prom.step_seconds)
@@ -64,6 +71,7 @@ class History:
         failed: dict[str, str] = {}
         queries = 0
         self.fetched_cold = False
+        self.counts = {}
         for (query, cold), members in groups.items():
             if cold:
                 self.fetched_cold = True
@@ -86,9 +94,12 @@ class History:
                 if cold:
                     w.backfilled_from = start
                     w.backfill_target = now - prom.backfill_seconds
-                series = answer.get((w.pa.metadata.namespace, w.pa.spec.target_ref.name))
+                key = (w.pa.metadata.namespace, w.pa.spec.target_ref.name)
+                series = answer.get(key)
                 if series is not None:
                     out[w.pa.key] = series
+                    if key in self._last_counts:
+                        self.counts[w.pa.key] = self._last_counts[key]
         return out, failed, queries
 
     def _query(
@@ -118,7 +129,13 @@ class History:
                     failed[w.pa.key] = str(err)
             return None
         # Without the source's attrs: pandas deep-copies attrs on every operation,
-        # which costs seconds per tick over 1,000 histories.
+        # which costs seconds per tick over 1,000 histories. The series counts are
+        # kept aside.
+        self._last_counts = {
+            key: np.asarray(series.attrs["series_count"], dtype=float)
+            for key, series in answer.items()
+            if "series_count" in series.attrs
+        }
         return {
             key: series
             if not series.attrs and series.dtype == float

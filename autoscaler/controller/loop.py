@@ -184,6 +184,7 @@ class Controller:
         observations = {
             key: Observation(
                 series=data.get(key),
+                series_count=self.history.counts.get(key),
                 data_error=data_errors.get(key, ""),
                 target=targets.get(key),
                 current=self._current(w, targets.get(key)),

@@ -557,7 +557,9 @@ PARTIAL_SCRAPE_HOURS = 6
 PARTIAL_SCRAPE_GAP_S = 240
 
 
-def partial_scrape_backfill(end: float) -> list[BackfillSeries]:
+def partial_scrape_backfill(
+    end: float, stopped: Sequence[str] = PARTIAL_SCRAPE_STOPPED
+) -> list[BackfillSeries]:
     """The partial-scrape scenario as backfill, the last sample of pods 0-1 at ``end``.
 
     ``http_requests_total{namespace="shop",workload="web",pod="web-0".."web-3"}`` grows
@@ -567,7 +569,8 @@ def partial_scrape_backfill(end: float) -> list[BackfillSeries]:
     req/s until about 2 minutes after they stop, and 50 req/s afterwards, with every
     remaining series fresh: the case where "fewer series behind the sum" must not read
     as "less load". Use with ``PrometheusServer.start(dir, backfill=...)``, or
-    ``start_partial_scrape`` for a running server.
+    ``start_partial_scrape`` for a running server. ``stopped=()``: the control, every
+    pod scraped to the end.
     """
     step = PARTIAL_SCRAPE_INTERVAL_S
     n = PARTIAL_SCRAPE_HOURS * 3600 // step + 1
@@ -575,7 +578,7 @@ def partial_scrape_backfill(end: float) -> list[BackfillSeries]:
     out: list[BackfillSeries] = []
     ns, wl = PARTIAL_SCRAPE_WORKLOAD
     for pod in PARTIAL_SCRAPE_PODS:
-        stop = last - PARTIAL_SCRAPE_GAP_S if pod in PARTIAL_SCRAPE_STOPPED else last
+        stop = last - PARTIAL_SCRAPE_GAP_S if pod in stopped else last
         stamps = np.arange(last - (n - 1) * step, stop + 1, step, dtype=np.int64)
         index = pd.to_datetime(stamps, unit="s", utc=True)
         increments = np.full(len(stamps), PARTIAL_SCRAPE_RATE_PER_POD * step)
@@ -589,7 +592,9 @@ def partial_scrape_backfill(end: float) -> list[BackfillSeries]:
     return out
 
 
-def start_partial_scrape(workdir: Path, end: float | None = None) -> PrometheusServer:
+def start_partial_scrape(
+    workdir: Path, end: float | None = None, stopped: Sequence[str] = PARTIAL_SCRAPE_STOPPED
+) -> PrometheusServer:
     """A real Prometheus holding ``partial_scrape_backfill`` (``end`` default: now).
 
     ``end`` defaults to now floored to the 15-s scrape interval, so that a controller
@@ -597,7 +602,7 @@ def start_partial_scrape(workdir: Path, end: float | None = None) -> PrometheusS
     gone for 4 minutes. Stop it with ``server.stop()`` (or use it as a context manager).
     """
     last = aligned_now(PARTIAL_SCRAPE_INTERVAL_S) if end is None else end
-    return PrometheusServer.start(workdir, backfill=partial_scrape_backfill(last))
+    return PrometheusServer.start(workdir, backfill=partial_scrape_backfill(last, stopped))
 
 
 def expected_increments(

@@ -1,0 +1,186 @@
+"""The decision path under data faults, and the cost guard without its ledger.
+
+Pure ``policies.tick`` for the data rules (partial sums, sudden drops: each must hold
+replicas, and each must let a real fall through after ``confirmSeconds``), and the
+whole ``Controller`` for a corrupt ledger file (only the cost guard may stop).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from autoscaler.controller import Controller, scaling_spec
+from autoscaler.kube.cluster import StaticCluster
+from autoscaler.ledger_store import LedgerStore
+from autoscaler.metrics import ControllerMetrics
+from autoscaler.settings import load_settings
+from autoscaler.store import DecisionStore
+from policies.objects import PredictiveAutoscaler, TargetInfo
+from policies.tick import LoopState, Observation, plan_tick
+from simulations.clock import SimClock
+from simulations.world import TraceSource
+
+T0 = 1_767_225_600.0  # 2026-01-01T00:00Z
+STEP = 60.0
+
+
+def _pa(name: str = "web", ns: str = "shop", confirm: float = 180.0) -> PredictiveAutoscaler:
+    return PredictiveAutoscaler.parse(
+        {
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {
+                "targetRef": {"name": name},
+                "query": "q",
+                "capacityPerReplica": 10,
+                "forecaster": "last",
+                "fallback": {"confirmSeconds": confirm},
+            },
+        }
+    )
+
+
+def _series(values: list[float], counts: list[float], start: float) -> tuple[pd.Series, Any]:
+    idx = pd.to_datetime(start + STEP * np.arange(len(values)), unit="s", utc=True)
+    return pd.Series(values, index=idx, dtype=float), np.asarray(counts, dtype=float)
+
+
+def _run(
+    w: LoopState, minutes: list[tuple[float, float]], running: int, start: float = T0
+) -> list[Any]:
+    """One sample a minute, (load, series behind it); a tick every 15 s. Decisions."""
+    out = []
+    for i, (v, c) in enumerate(minutes):
+        for k in range(4):
+            now = start + i * STEP + 15 * k
+            series, counts = _series([v], [c], start + i * STEP) if k == 0 else (None, None)
+            obs = Observation(
+                series, counts, "", TargetInfo(running, {"cpu": "1"}, running), running
+            )
+            plan = plan_tick(now, {w.key: w}, {w.key: obs}, {w.key: ""}, [], {}, 180.0)
+            out.append(plan.workloads[w.key].decision)
+    return out
+
+
+def _state(pa: PredictiveAutoscaler) -> LoopState:
+    return LoopState(pa=pa, spec=scaling_spec(pa, 3600.0, "last"))
+
+
+def test_a_sum_that_halves_with_half_the_series_is_missing_data_until_confirmed() -> None:
+    w = _state(_pa(confirm=180.0))
+    calm = [(100.0, 4.0)] * 30
+    partial = [(50.0, 2.0)] * 8
+    decisions = _run(w, calm + partial, running=12)
+    before = decisions[len(calm) * 4 - 1]
+    assert not before.fallback and before.replicas >= 12
+    held = decisions[len(calm) * 4 : len(calm) * 4 + 12]  # the first 3 minutes
+    assert all(d.fallback and "partial data" in d.reason for d in held), held[0].reason
+    assert all(d.replicas >= 12 for d in held)
+    # After confirmSeconds the lower level is real: replicas follow it down.
+    after = decisions[-1]
+    assert not after.fallback and after.replicas < 12, after.reason
+
+
+def test_fewer_series_with_the_load_holding_up_is_a_scale_in_not_partial() -> None:
+    w = _state(_pa())
+    decisions = _run(w, [(100.0, 12.0)] * 30 + [(100.0, 6.0)] * 5, running=12)
+    assert not any(d.fallback for d in decisions[30 * 4 :])
+
+
+def test_a_sudden_drop_holds_replicas_for_the_confirmation_period() -> None:
+    w = _state(_pa(confirm=180.0))
+    rng = np.random.default_rng(1)
+    calm = [(100.0 + float(rng.normal(0, 2)), float("nan")) for _ in range(60)]
+    decisions = _run(w, calm + [(20.0, float("nan"))] * 6, running=12)
+    last_calm = decisions[60 * 4 - 1].replicas
+    dropped = decisions[60 * 4 : 60 * 4 + 12]
+    assert all(d.replicas >= min(12, last_calm) for d in dropped), [d.replicas for d in dropped]
+    assert "sudden drop" in dropped[1].reason
+    assert decisions[-1].replicas < last_calm  # confirmed: a real drop scales down
+
+
+def test_no_confirmation_period_follows_a_drop_at_once() -> None:
+    w = _state(_pa(confirm=0.0))
+    rng = np.random.default_rng(1)
+    calm = [(100.0 + float(rng.normal(0, 2)), 4.0) for _ in range(60)]
+    decisions = _run(w, calm + [(20.0, 4.0)] * 2, running=12)
+    assert decisions[60 * 4].replicas < decisions[60 * 4 - 1].replicas
+
+
+def _docs() -> list[dict[str, Any]]:
+    def pa(ns: str, name: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "autoscaling.predictive.io/v1alpha1",
+            "kind": "PredictiveAutoscaler",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"targetRef": {"name": name}, "query": "q", "capacityPerReplica": 10},
+        }
+
+    def deploy(ns: str, name: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {
+                "replicas": 3,
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {"name": "a", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}
+                        ]
+                    }
+                },
+            },
+            "status": {"replicas": 3, "readyReplicas": 3},
+        }
+
+    budget = {
+        "apiVersion": "autoscaling.predictive.io/v1alpha1",
+        "kind": "CostBudget",
+        "metadata": {"name": "prod"},
+        "spec": {"environment": "prod", "selector": {"namespaces": ["prod"]}, "hourlyLimit": 100},
+    }
+    return [
+        pa("prod", "api"),
+        deploy("prod", "api"),
+        pa("dev", "web"),
+        deploy("dev", "web"),
+        budget,
+    ]
+
+
+@pytest.mark.parametrize("content", ['{"ledgers": {"prod": {"month": "2026-0', "garbage\x00"])
+def test_a_corrupt_ledger_stops_only_the_cost_guard(tmp_path: Path, content: str) -> None:
+    ledger = tmp_path / "ledger.json"
+    ledger.write_text(content)
+    settings = load_settings(
+        None,
+        prometheus={"url": "http://127.0.0.1:1"},
+        ledger={"path": ledger},
+        shadow={"path": tmp_path / "shadow.jsonl"},
+    )
+    idx = pd.to_datetime(T0 - 3600 + STEP * np.arange(61), unit="s", utc=True)
+    load = pd.Series(np.full(61, 200.0), index=idx)  # needs 24 replicas at 85 %
+    clock = SimClock(T0 + 5)
+    source = TraceSource(load, clock, [("prod", "api"), ("dev", "web")])
+    cluster = StaticCluster.from_documents(_docs())
+    metrics = ControllerMetrics()
+    store = DecisionStore()
+    ctl = Controller(settings, source, cluster, store, clock, metrics, LedgerStore(ledger))
+    report = ctl.reconcile()  # must not raise
+    by = report.by_key()
+    free, guarded = by["dev/web"], by["prod/api"]
+    assert not free.decision.fallback and free.decision.replicas >= 24
+    assert guarded.decision.replicas <= 3 and guarded.decision.binding_constraint == "budget"
+    assert "cost guard cannot run" in guarded.decision.reason
+    assert {v.labels["workload"] for v in store.all_values()} == {"web", "api"}
+    value = metrics.registry.get_sample_value(
+        "autoscaler_cost_guard_unavailable", {"environment": "prod"}
+    )
+    assert value == 1.0
+    assert ledger.read_text() == content  # never overwritten with a fresh (zero) ledger
+    assert any("ledger unreadable" in e for e in report.errors)
