@@ -33,7 +33,14 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from models.errors import InputError
-from policies.prices import Number, OptionalNumber, PriceOverrides, Prices, ResourceRequests
+from policies.prices import (
+    Integer,
+    Number,
+    OptionalNumber,
+    PriceOverrides,
+    Prices,
+    ResourceRequests,
+)
 
 #: Must match ``autoscaler.kube.crds`` (policies may not import autoscaler).
 API_VERSION = "autoscaling.predictive.io/v1alpha1"
@@ -112,9 +119,7 @@ class PriorityTier(_Wire):
     """A named priority level and the workloads in it (higher priority is served first)."""
 
     name: str = Field(min_length=1, description="Tier name, e.g. critical.")
-    priority: int = Field(
-        strict=True, description="Higher is served first, up to desired replicas."
-    )
+    priority: Integer = Field(description="Higher is served first, up to desired replicas.")
     namespaces: list[str] = Field(default_factory=list, description="Namespaces in this tier.")
     workloads: list[str] = Field(
         default_factory=list, description="namespace/name of PredictiveAutoscalers in this tier."
@@ -155,9 +160,7 @@ class CostBudget(_Wire):
     priority_tiers: list[PriorityTier] = Field(
         default_factory=list, description="Tiers; a workload in several gets the highest."
     )
-    default_priority: int = Field(
-        default=0, strict=True, description="Priority of workloads in no tier."
-    )
+    default_priority: Integer = Field(default=0, description="Priority of workloads in no tier.")
     alert_thresholds: list[Number] = Field(
         default_factory=lambda: [50.0, 75.0, 90.0],
         description="Alert when spend reaches these % of the monthly limit.",
@@ -295,10 +298,10 @@ class WorkloadRequest(_Wire):
     """One workload of an allocation request."""
 
     name: str = Field(min_length=1)
-    priority: int = Field(default=0, strict=True, ge=-(2**63), le=2**63 - 1)
-    min_replicas: int = Field(ge=0, le=MAX_REPLICAS, strict=True)
-    max_replicas: int = Field(ge=0, le=MAX_REPLICAS, strict=True)
-    desired_replicas: int = Field(ge=0, le=MAX_REPLICAS, strict=True)
+    priority: Integer = Field(default=0, ge=-(2**63), le=2**63 - 1)
+    min_replicas: Integer = Field(ge=0, le=MAX_REPLICAS)
+    max_replicas: Integer = Field(ge=0, le=MAX_REPLICAS)
+    desired_replicas: Integer = Field(ge=0, le=MAX_REPLICAS)
     requests: dict[str, str | int | float] = Field(
         description="Kubernetes resource requests of one replica (cpu, memory, nvidia.com/gpu)."
     )

@@ -19,6 +19,7 @@ All money is ``decimal.Decimal`` inside, so that sums compare exactly with a cap
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -56,7 +57,7 @@ def strict_number(value: object) -> object:
         )
     if isinstance(value, str):
         raise ValueError("expected a number, not a string: write it without quotes, e.g. 500")
-    if not isinstance(value, int | float | Decimal):
+    if not isinstance(value, numbers.Real | Decimal):  # numbers.Real: numpy's too
         raise ValueError(f"expected a number, got {type(value).__name__}")
     try:
         number = float(value)
@@ -67,10 +68,23 @@ def strict_number(value: object) -> object:
     return value
 
 
+def strict_integer(value: object) -> object:
+    """A whole number as written; ``true`` and ``'3'`` are refused (numpy ints pass)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number, not a boolean: write it as a number, e.g. 3")
+    if isinstance(value, str):
+        raise ValueError("expected a whole number, not a string: write it without quotes")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    return value  # floats and the rest: pydantic's int rules decide (3.0 is 3, 3.5 fails)
+
+
 #: A number field that refuses booleans and strings (``yes``, ``true``, ``'500'``).
 #: The JSON schema (and so the CRD) is unchanged: ``number``.
 Number = Annotated[float, BeforeValidator(strict_number)]
 OptionalNumber = Annotated[float | None, BeforeValidator(strict_number)]
+#: A whole number that refuses booleans and strings. JSON schema: ``integer``.
+Integer = Annotated[int, BeforeValidator(strict_integer)]
 
 
 def money(value: float) -> Decimal:

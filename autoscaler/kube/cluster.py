@@ -40,6 +40,7 @@ from autoscaler.kube.events import emit_event
 from autoscaler.kube.hpa import ensure_hpa
 from models.errors import InputError
 from policies.budget import CostBudget, parse_model
+from policies.nodepools import NodePool, read_node_pool
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,9 @@ class TargetInfo:
     #: replicas Ready (status.readyReplicas, 0 when the status omits it); None when the
     #: object has no status yet. The adaptive price of a miss counts misses against it.
     ready: int | None = None
+    #: the node pool its pod template requires (nodeSelector, required node affinity):
+    #: its name and whether it is spot, for pricing (``policies.nodepools``).
+    node_pool: NodePool = field(default_factory=NodePool)
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,12 @@ def target_info(obj: Mapping[str, Any]) -> TargetInfo:
     pod_spec = ((spec.get("template") or {}).get("spec")) or {}
     # The API server omits readyReplicas when it is 0; no status at all: unknown.
     ready = int(status.get("readyReplicas") or 0) if status else None
-    return TargetInfo(replicas=int(replicas), requests=sum_requests(pod_spec), ready=ready)
+    return TargetInfo(
+        replicas=int(replicas),
+        requests=sum_requests(pod_spec),
+        ready=ready,
+        node_pool=read_node_pool(pod_spec),
+    )
 
 
 def _budget(obj: Mapping[str, Any]) -> Budget:
