@@ -27,6 +27,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 
+from autoscaler.frontier_plot import HOURS_PER_MONTH, FrontierPoint, Reference, plot_frontier
 from models.errors import InputError
 from policies.budget import (
     AllocationRequest,
@@ -391,6 +392,8 @@ class ReportRow:
     #: % of ticks where the pods that existed cost more than the hourly limit
     over_limit_pct: float | None = None
     alerts: tuple[str, ...] = ()
+    #: hours replayed (ticks x tick length): spend / hours is the average $/h
+    hours: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -441,6 +444,7 @@ def _run_job(job: _Job) -> ReportRow:
         projected=projection.projected,
         over_limit_pct=over,
         alerts=projection.alerts,
+        hours=len(timeline.times) * prepared.demand.tick_seconds / 3600.0,
     )
 
 
@@ -560,7 +564,14 @@ def report_command(
     rows = _run_all(jobs, workers)
     typer.echo(_report_text(sc.name, rows))
     if frontier:
-        _plot_frontier(rows, png, sc.name)
+        knee = _plot_frontier(
+            rows, png, sc.name, None if sc.budget is None else sc.budget.hourly_limit
+        )
+        if knee is not None:
+            typer.echo(
+                f"knee: ${knee.hourly_limit or 0:.3f}/h cap, ${knee.monthly_cost:,.0f}/month,"
+                f" {knee.slo_violation_minutes:.1f} SLO-violation minutes"
+            )
         typer.echo(f"frontier written to {png}")
 
 
@@ -700,52 +711,36 @@ def _report_text(name: str, rows: list[ReportRow]) -> str:
     return "\n".join(lines)
 
 
-def _plot_frontier(rows: list[ReportRow], path: Path, name: str) -> None:
-    import matplotlib
+def _plot_frontier(
+    rows: list[ReportRow], path: Path, name: str, current: float | None
+) -> FrontierPoint | None:
+    """The frontier PNG (``autoscaler.frontier_plot``) from the report's runs."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def monthly(r: ReportRow) -> tuple[float, float]:
+        hourly = r.ledger_spent / r.hours if r.hours > 0 else 0.0
+        return hourly * HOURS_PER_MONTH, hourly
 
-    swept = sorted(
-        (r for r in rows if r.policy == "predictive" and r.hourly_limit is not None),
-        key=lambda r: r.hourly_limit or 0.0,
-    )
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
-    ax.plot(
-        [r.ledger_spent for r in swept],
-        [r.slo_violation_minutes for r in swept],
-        "o-",
-        color="tab:blue",
-        label="predictive + cost guard (hourly limit)",
-    )
-    for r in swept:
-        ax.annotate(
-            f"${r.hourly_limit:.2f}/h",
-            (r.ledger_spent, r.slo_violation_minutes),
-            textcoords="offset points",
-            xytext=(4, 6),
-            fontsize=8,
-        )
-    markers = {"hpa-cpu": ("s", "tab:red"), "oracle": ("*", "tab:green")}
+    points: list[FrontierPoint] = []
+    references: list[Reference] = []
     for r in rows:
-        if r.hourly_limit is not None:
-            continue
-        marker, color = markers.get(r.policy, ("D", "tab:purple"))
-        ax.plot(
-            [r.ledger_spent], [r.slo_violation_minutes], marker, color=color, ms=9, label=r.label
-        )
-    # SLO minutes span orders of magnitude between a starved and an ample budget.
-    ax.set_yscale("symlog", linthresh=10)
-    ax.set_xlabel("spend over the replay ($)")
-    ax.set_ylabel("SLO-violation minutes (p99 > SLO), symlog")
-    ax.set_title(f"What a budget costs in SLO: {name}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+        month, hourly = monthly(r)
+        if r.policy == "predictive" and (
+            r.hourly_limit is not None or r.label.endswith("no budget")
+        ):
+            points.append(
+                FrontierPoint(r.hourly_limit, month, hourly, r.slo_violation_minutes, r.tau_u_pct)
+            )
+        elif r.policy != "predictive":
+            references.append(Reference(r.label, month, r.slo_violation_minutes))
+    days = max((r.hours for r in rows), default=0.0) / 24
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
+        return plot_frontier(
+            points,
+            path,
+            title=f"What a budget costs in SLO: {name}",
+            subtitle=f"{days:g} days replayed; lower left is better",
+            current_hourly_limit=current,
+            references=references,
+        ).knee
     except OSError as err:
         raise InputError(str(path), f"cannot write the PNG: {err.strerror}", "") from err
-    finally:
-        plt.close(fig)
