@@ -87,15 +87,28 @@ KNEE_MINUTES = 1.0
 
 
 def efficient(points: Sequence[FrontierPoint]) -> list[FrontierPoint]:
-    """The capped points no cheaper point beats on SLO, by monthly cost."""
-    out: list[FrontierPoint] = []
-    for p in sorted(
-        (p for p in points if p.hourly_limit is not None),
-        key=lambda p: (p.monthly_cost, p.slo_violation_minutes),
-    ):
-        if not out or p.slo_violation_minutes < out[-1].slo_violation_minutes:
-            out.append(p)
-    return out
+    """The capped points no other capped point beats, by monthly cost.
+
+    Beaten: another costs no more and violates the SLO no longer, and is strictly
+    better on one of the two. Runs that land on the same spot (two caps the guard
+    never reached) beat neither: both stay.
+    """
+    capped = [p for p in points if p.hourly_limit is not None]
+
+    def beaten(p: FrontierPoint) -> bool:
+        return any(
+            q.monthly_cost <= p.monthly_cost
+            and q.slo_violation_minutes <= p.slo_violation_minutes
+            and (
+                q.monthly_cost < p.monthly_cost or q.slo_violation_minutes < p.slo_violation_minutes
+            )
+            for q in capped
+        )
+
+    return sorted(
+        (p for p in capped if not beaten(p)),
+        key=lambda p: (p.monthly_cost, p.slo_violation_minutes, _limit(p)),
+    )
 
 
 def find_knee(points: Sequence[FrontierPoint]) -> FrontierPoint | None:

@@ -128,3 +128,13 @@ def test_report_plots_dollars_per_month(tmp_path: Path) -> None:
     knee = _plot_frontier(rows, tmp_path / "f.png", "demo", 0.6)
     assert knee is not None and knee.hourly_limit == 0.704
     assert knee.monthly_cost == pytest.approx(32.29 / 72 * 730)
+
+
+def test_coincident_caps_are_not_beaten_but_dearer_equal_ones_are() -> None:
+    """Two caps the guard never reached land on one spot: both are on the frontier."""
+    from autoscaler.frontier_plot import efficient
+
+    a, b = _point(0.593, 28.47, 10.0), _point(0.6, 28.47, 10.0)
+    knee, dearer = _point(0.704, 29.51, 7.0), _point(0.816, 29.64, 7.0)
+    front = efficient([dearer, b, a, knee, _point(None, 29.91, 8.0)])
+    assert front == [a, b, knee]
