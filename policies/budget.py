@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import functools
 import math
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from pydantic import (
@@ -32,7 +33,14 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from models.errors import InputError
-from policies.prices import PriceOverrides, Prices, ResourceRequests
+from policies.prices import (
+    Integer,
+    Number,
+    OptionalNumber,
+    PriceOverrides,
+    Prices,
+    ResourceRequests,
+)
 
 #: Must match ``policies.objects`` (policies may not import autoscaler).
 API_VERSION = "autoscaling.predictive.io/v1alpha1"
@@ -41,6 +49,33 @@ KIND = "CostBudget"
 Pacing = Literal["even", "none"]
 Mode = Literal["hard", "soft"]
 BindingConstraint = Literal["none", "budget", "min", "max"]
+
+#: Kubernetes replica counts are int32.
+MAX_REPLICAS = 2**31 - 1
+
+#: Times the month arithmetic can handle: the month after ``now`` must exist.
+MIN_YEAR, MAX_YEAR = 1970, 9998
+
+
+def check_time(value: datetime) -> datetime:
+    """``value`` in UTC, if it has a zone and the month after it is a real date.
+
+    ``9999-12-31T23:59:59Z`` parses, but its month has no next month (year 10000), so
+    the hours left in it cannot be counted: refuse it here, with the range, rather
+    than crash later.
+    """
+    if value.utcoffset() is None:
+        raise ValueError("time has no zone: write it as UTC, e.g. 2026-11-15T12:00:00Z")
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not MIN_YEAR <= utc.year <= MAX_YEAR:
+        raise ValueError(
+            f"time {value.isoformat()} is out of range: give a time between {MIN_YEAR}"
+            f" and {MAX_YEAR} (UTC), e.g. 2026-11-15T12:00:00Z"
+        )
+    return utc
 
 
 class _Wire(BaseModel):
@@ -84,7 +119,7 @@ class PriorityTier(_Wire):
     """A named priority level and the workloads in it (higher priority is served first)."""
 
     name: str = Field(min_length=1, description="Tier name, e.g. critical.")
-    priority: int = Field(description="Higher is served first, up to desired replicas.")
+    priority: Integer = Field(description="Higher is served first, up to desired replicas.")
     namespaces: list[str] = Field(default_factory=list, description="Namespaces in this tier.")
     workloads: list[str] = Field(
         default_factory=list, description="namespace/name of PredictiveAutoscalers in this tier."
@@ -99,10 +134,10 @@ class CostBudget(_Wire):
 
     environment: str = Field(min_length=1, description="Environment name: dev, staging, prod.")
     selector: EnvironmentSelector = Field(description="Which workloads the budget covers.")
-    hourly_limit: float | None = Field(
+    hourly_limit: OptionalNumber = Field(
         default=None, ge=0, allow_inf_nan=False, description="Most $ per hour; unset = no limit."
     )
-    monthly_limit: float | None = Field(
+    monthly_limit: OptionalNumber = Field(
         default=None,
         ge=0,
         allow_inf_nan=False,
@@ -125,8 +160,8 @@ class CostBudget(_Wire):
     priority_tiers: list[PriorityTier] = Field(
         default_factory=list, description="Tiers; a workload in several gets the highest."
     )
-    default_priority: int = Field(default=0, description="Priority of workloads in no tier.")
-    alert_thresholds: list[float] = Field(
+    default_priority: Integer = Field(default=0, description="Priority of workloads in no tier.")
+    alert_thresholds: list[Number] = Field(
         default_factory=lambda: [50.0, 75.0, 90.0],
         description="Alert when spend reaches these % of the monthly limit.",
     )
@@ -137,17 +172,31 @@ class CostBudget(_Wire):
         default_factory=dict, description="Price overrides per node pool (e.g. spot pools)."
     )
 
+    # Field validators, not one model validator: pydantic skips a model's "after"
+    # validator when any field fails, and `budget validate` must list every problem.
+    @field_validator("priority_tiers")
+    @classmethod
+    def _unique_tiers(cls, value: list[PriorityTier]) -> list[PriorityTier]:
+        names = [tier.name for tier in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate priority tier names {dupes} (give each tier its own name)")
+        return value
+
+    @field_validator("alert_thresholds")
+    @classmethod
+    def _percentages(cls, value: list[float]) -> list[float]:
+        bad = [t for t in value if not (0 < t <= 1000) or not math.isfinite(t)]
+        if bad:
+            raise ValueError(
+                f"alert thresholds {[f'{t:g}' for t in bad]} are not percentages in (0, 1000]"
+            )
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> CostBudget:
         if self.hourly_limit is None and self.monthly_limit is None:
             raise ValueError("no limit: give hourlyLimit, monthlyLimit or both")
-        names = [tier.name for tier in self.priority_tiers]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate priority tier names {dupes}")
-        for threshold in self.alert_thresholds:
-            if not (0 < threshold <= 1000) or not math.isfinite(threshold):
-                raise ValueError(f"alert threshold {threshold} is not a percentage in (0, 1000]")
         return self
 
     def priority_of(self, namespace: str, name: str, labels: dict[str, str] | None = None) -> int:
@@ -192,9 +241,9 @@ class CostBudgetManifest(_Wire):
 class BudgetRequest(_Wire):
     """The budget part of a REQUEST.json."""
 
-    hourly_limit: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    monthly_limit: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    spent_this_month: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    hourly_limit: OptionalNumber = Field(default=None, ge=0, allow_inf_nan=False)
+    monthly_limit: OptionalNumber = Field(default=None, ge=0, allow_inf_nan=False)
+    spent_this_month: Number = Field(default=0.0, ge=0, allow_inf_nan=False)
     now: datetime | None = Field(default=None, description="Unset = the current time.")
     pacing: Pacing = "even"
     mode: Mode = "hard"
@@ -202,16 +251,16 @@ class BudgetRequest(_Wire):
     @field_validator("now")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.utcoffset() is None:
-            raise ValueError("time has no zone: write it as UTC, e.g. 2026-11-15T12:00:00Z")
+        if value is not None:
+            check_time(value)
         return value
 
 
 class ForecastRequest(_Wire):
     """A workload's quantile forecast of its load and what one replica serves."""
 
-    capacity_per_replica: float = Field(gt=0, allow_inf_nan=False)
-    quantiles: dict[str, float] = Field(min_length=1)
+    capacity_per_replica: Number = Field(gt=0, allow_inf_nan=False)
+    quantiles: dict[str, Number] = Field(min_length=1)
 
     @field_validator("quantiles")
     @classmethod
@@ -249,14 +298,24 @@ class WorkloadRequest(_Wire):
     """One workload of an allocation request."""
 
     name: str = Field(min_length=1)
-    priority: int = 0
-    min_replicas: int = Field(ge=0)
-    max_replicas: int = Field(ge=0)
-    desired_replicas: int = Field(ge=0)
+    priority: Integer = Field(default=0, ge=-(2**63), le=2**63 - 1)
+    min_replicas: Integer = Field(ge=0, le=MAX_REPLICAS)
+    max_replicas: Integer = Field(ge=0, le=MAX_REPLICAS)
+    desired_replicas: Integer = Field(ge=0, le=MAX_REPLICAS)
     requests: dict[str, str | int | float] = Field(
         description="Kubernetes resource requests of one replica (cpu, memory, nvidia.com/gpu)."
     )
-    node_pool: str = Field(default="", description="Node pool for prices; empty = default.")
+    node_pool: str = Field(
+        default="", description="Node pool for prices (a key of nodePools); empty = default."
+    )
+    spot: bool | None = Field(
+        default=None,
+        strict=True,
+        description=(
+            "The workload's capacity type as its node selector requires it: true = spot"
+            " rates, false = on-demand rates; unset = as its node pool (or the defaults) say."
+        ),
+    )
     forecast: ForecastRequest | None = None
 
     @field_validator("requests")
@@ -318,10 +377,13 @@ class AllocationRequest(_Wire):
         return self
 
     def prices_for(self, workload: WorkloadRequest) -> Prices:
-        base = self.prices or Prices()
+        """Node pool beats the request's prices beats the defaults; then ``spot``."""
+        prices = self.prices or Prices()
         if workload.node_pool:
-            return self.node_pools[workload.node_pool].apply(base)
-        return base
+            prices = self.node_pools[workload.node_pool].apply(prices)
+        if workload.spot is not None and workload.spot != prices.spot:
+            prices = prices.model_copy(update={"spot": workload.spot})
+        return prices
 
 
 class WorkloadAllocation(_Wire):
@@ -366,27 +428,44 @@ def loc_text(loc: tuple[int | str, ...]) -> str:
 def input_error(err: ValidationError, where: str = "") -> InputError:
     """One ``InputError`` from a ``ValidationError``: the first problem, named by field."""
     errors = err.errors(include_url=False)
-    first = errors[0]
-    field = loc_text(tuple(first["loc"]))
-    place = f"{where}: {field}" if where and field else (where or field)
-    kind = first["type"]
-    if kind == "extra_forbidden":
-        problem, fix = (
-            f"unknown field {field.rsplit('.', 1)[-1]!r}",
-            "remove it or fix its spelling",
-        )
-    elif kind == "missing":
-        problem, fix = "required field is missing", "add it"
-    else:
-        message = str(first["msg"]).removeprefix("Value error, ")
-        problem, fix = f"{message} (got {_short(first.get('input'))})", ""
+    first = _one_error(errors[0], where)
     if len(errors) > 1:
-        problem += f"; and {len(errors) - 1} more problem(s)"
-    return InputError(place, problem, fix)
+        return InputError(
+            first.where, f"{first.problem}; and {len(errors) - 1} more problem(s)", first.fix
+        )
+    return first
+
+
+def input_errors(
+    err: ValidationError, where: Callable[[tuple[int | str, ...]], str] = lambda loc: ""
+) -> list[InputError]:
+    """Every problem of a ``ValidationError``, one ``InputError`` each, in order.
+
+    ``where(loc)`` names the place of each (``file:line``), so that each problem can
+    carry its own line.
+    """
+    return [_one_error(e, where(tuple(e["loc"]))) for e in err.errors(include_url=False)]
+
+
+def _one_error(error: Any, where: str) -> InputError:
+    field = loc_text(tuple(error["loc"]))
+    place = f"{where}: {field}" if where and field else (where or field)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return InputError(
+            place, f"unknown field {field.rsplit('.', 1)[-1]!r}", "remove it or fix its spelling"
+        )
+    if kind == "missing":
+        return InputError(place, "required field is missing", "add it")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return InputError(place, f"{message} (got {_short(error.get('input'))})", "")
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print (more than 4,300 digits)
+        return "a number too long to print"
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -8,8 +8,14 @@ interval since the last call (the caller passes what ran in it), and an interval
 crosses a month boundary is split, so the old month is closed with its exact total
 and the new one starts from zero (UTC calendar months, as the monthly limit).
 
-``project`` turns the ledger plus a forecast of hourly cost into the month-end burn
-projection and the alerts (thresholds in % of the monthly limit).
+``project`` is THE month-end projection: the controller (its status, metric and
+dashboard), ``autoscaler budget report --ledger`` and the simulated report all call
+it, so they show one figure. Its method: this month's spend so far plus the current
+hourly cost (what the replicas that ran in the last accrued interval cost per hour,
+kept in the ledger as ``hourlyCost``) times the hours from the ledger's last accrual
+to the end of the month. It does not assume the budget will be spent up to what the
+pacing allows: under ``even`` pacing that figure is the monthly limit by
+construction, and so tells finance nothing. docs/finance.md explains it.
 
 Callers: the controller and the simulator (``accrue`` each tick), ``autoscaler.ledger_store``
 (persists ``LedgerState`` as JSON so that a restart loses nothing), the CLI report.
@@ -25,7 +31,8 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from policies.costguard import hours_left_in_month, next_month_start
+from policies.budget import check_time
+from policies.costguard import month_start, next_month_start
 
 #: Months kept in ``closedMonths`` (the audit trail); older ones are dropped.
 KEEP_CLOSED_MONTHS = 24
@@ -53,13 +60,22 @@ class LedgerState(BaseModel):
     closed_months: dict[str, Decimal] = Field(
         default_factory=dict, description="Month -> $ total of months already closed."
     )
+    hourly_cost: Decimal | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "$ per hour of the replicas that ran in the last interval accrued: the current"
+            " burn rate the month-end projection uses (unset in ledgers written before it"
+            " was kept, until the next accrual)."
+        ),
+    )
 
     @field_validator("as_of")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
         if value.utcoffset() is None:
             raise ValueError("asOf has no time zone")
-        return value.astimezone(UTC)
+        return check_time(value)
 
     @classmethod
     def start(cls, now: datetime) -> LedgerState:
@@ -123,7 +139,12 @@ def accrue(
     for old in sorted(closed)[:-KEEP_CLOSED_MONTHS]:
         del closed[old]
     new = LedgerState(
-        month=month, as_of=now, spent=spent, by_workload=by_workload, closed_months=closed
+        month=month,
+        as_of=now,
+        spent=spent,
+        by_workload=by_workload,
+        closed_months=closed,
+        hourly_cost=sum(rate.values(), Decimal(0)),
     )
     return new, AccrualNote(total_hours)
 
@@ -144,6 +165,7 @@ class Projection:
     month: str
     spent: float
     projected: float
+    #: hours from the ledger's last accrual (or the month's start) to the month's end
     hours_left: float
     monthly_limit: float | None
     #: spend so far and projected, in % of the monthly limit (None without a limit)
@@ -152,37 +174,61 @@ class Projection:
     #: thresholds (in %) that spend so far has reached
     crossed: tuple[float, ...] = ()
     alerts: tuple[str, ...] = field(default=())
+    #: the current $ per hour the projection assumes from now to the month's end
+    hourly_cost: float = 0.0
 
 
 def project(
     state: LedgerState,
     now: datetime,
-    hourly_costs: Sequence[float],
+    hourly_costs: Sequence[float] | None = None,
     monthly_limit: float | None = None,
     thresholds: Sequence[float] = (50.0, 75.0, 90.0),
 ) -> Projection:
-    """Project spend to the end of ``now``'s month.
+    """Project spend to the end of ``now``'s month: the one projection (module doc).
 
-    ``hourly_costs[i]`` is the expected $ per hour during hour ``i`` from now (from the
-    forecasts: the cost of the replicas they call for); the last value holds for the
-    rest of the month. One value is "the current burn rate". ``state`` should be
-    accrued up to ``now``; spend of an earlier month counts as zero this month.
+    projected = spend so far this month + current hourly cost x hours left, where
+
+    * spend so far is the ledger's spend if it is for ``now``'s month (a month it has
+      closed: that month's total, and nothing is left of it; a later month: $0);
+    * the current hourly cost is the ledger's ``hourlyCost`` (what ran in the last
+      interval it accrued; $0 if it has none yet);
+    * hours left run from the ledger's last accrual (``asOf``) to the end of the
+      month: time not yet accrued (a ledger read a minute after the controller saved
+      it) is taken to cost the current rate too, so the figure does not depend on
+      when it is read. For the controller ``asOf`` is ``now``.
+
+    ``hourly_costs`` overrides the current hourly cost for what-ifs and forecasts:
+    ``hourly_costs[i]`` is the $ per hour during hour ``i``, the last value holds to
+    the month's end. The controller and the CLI leave it unset, so that they agree.
     """
-    if not hourly_costs:
+    if hourly_costs is not None and not hourly_costs:
         raise ValueError("hourly_costs is empty: give at least the current hourly cost")
-    if any(c < 0 for c in hourly_costs):
+    if hourly_costs is not None and any(not c >= 0 for c in hourly_costs):
         raise ValueError("hourly costs must be >= 0")
-    spent = state.spent if state.month == month_key(now) else Decimal(0)
-    hours_left = float(hours_left_in_month(now))
+    month = month_key(now)
+    end = next_month_start(now)
+    if state.month == month:
+        spent, start = state.spent, min(state.as_of, end)
+    elif month in state.closed_months:
+        spent, start = state.closed_months[month], end
+    elif state.month < month:  # the ledger stopped before this month began
+        spent, start = Decimal(0), month_start(now)
+    else:  # a month before anything the ledger keeps
+        spent, start = Decimal(0), end
+    costs = (
+        list(hourly_costs) if hourly_costs is not None else [float(state.hourly_cost or Decimal(0))]
+    )
+    hours_left = (end - start).total_seconds() / 3600.0
     future = 0.0
     remaining = hours_left
-    for cost in hourly_costs:
+    for cost in costs:
         if remaining <= 0:
             break
         span = min(1.0, remaining)
         future += cost * span
         remaining -= span
-    future += hourly_costs[-1] * max(0.0, remaining)
+    future += costs[-1] * max(0.0, remaining)
     projected = float(spent) + future
     alerts: list[str] = []
     spent_pct = projected_pct = None
@@ -202,7 +248,7 @@ def project(
                 f" ${monthly_limit:.2f} ({projected_pct:.0f}%)"
             )
     return Projection(
-        month=month_key(now),
+        month=month,
         spent=float(spent),
         projected=projected,
         hours_left=hours_left,
@@ -211,4 +257,5 @@ def project(
         projected_percent=projected_pct,
         crossed=crossed,
         alerts=tuple(alerts),
+        hourly_cost=costs[0],
     )

@@ -22,6 +22,7 @@ from pydantic.alias_generators import to_camel
 
 from models.errors import InputError
 from policies.budget import CostBudget
+from policies.nodepools import NodePool
 
 GROUP = "autoscaling.predictive.io"
 VERSION = "v1alpha1"
@@ -150,6 +151,15 @@ class PredictiveAutoscalerSpec(KubeModel):
     priority: int = Field(
         default=0, description="Cost-guard priority: higher keeps replicas longer when clamped."
     )
+    node_pool: str = Field(
+        default="",
+        max_length=63,
+        description=(
+            "A key of the CostBudget's nodePools whose prices (spot included) apply to"
+            " this workload; empty = read from the target's pod template (nodeSelector,"
+            " required node affinity). A name the budget does not list is a warning."
+        ),
+    )
     budget_ref: str = Field(
         default="",
         description=(
@@ -276,6 +286,9 @@ class TargetInfo:
     #: replicas Ready (status.readyReplicas, 0 when the status omits it); None when the
     #: object has no status yet. The adaptive price of a miss counts misses against it.
     ready: int | None = None
+    #: the node pool its pod template requires (nodeSelector, required node affinity):
+    #: its name and whether it is spot, for pricing (``policies.nodepools``).
+    node_pool: NodePool = field(default_factory=NodePool)
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,14 @@ All money is ``decimal.Decimal`` inside, so that sums compare exactly with a cap
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Annotated, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from models.errors import InputError
@@ -36,6 +38,53 @@ GPU_KEYS = ("gpu", "nvidia.com/gpu", "amd.com/gpu")
 
 #: Ephemeral storage and friends are not priced (OpenCost prices volumes separately).
 _UNPRICED = ("ephemeral-storage", "hugepages-")
+
+
+def strict_number(value: object) -> object:
+    """A JSON/YAML number as it was written; anything else is refused.
+
+    Pydantic's lax floats take ``true`` (YAML's ``yes``) as 1 and ``'500'`` as 500, so
+    ``monthlyLimit: yes`` became a $1 limit. Money and other amounts must be numbers:
+    int, float or Decimal, finite, and small enough to be a float. ``None`` passes
+    (optional fields); the field's own type then decides.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(
+            "expected a number, not a boolean (YAML reads yes, no, on, off, true and false"
+            " as booleans): write the amount as a number, e.g. 500"
+        )
+    if isinstance(value, str):
+        raise ValueError("expected a number, not a string: write it without quotes, e.g. 500")
+    if not isinstance(value, numbers.Real | Decimal):  # numbers.Real: numpy's too
+        raise ValueError(f"expected a number, got {type(value).__name__}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError("the number is too large (give an amount below 1e300)") from None
+    if not math.isfinite(number):
+        raise ValueError(f"the number {value} is not finite")
+    return value
+
+
+def strict_integer(value: object) -> object:
+    """A whole number as written; ``true`` and ``'3'`` are refused (numpy ints pass)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number, not a boolean: write it as a number, e.g. 3")
+    if isinstance(value, str):
+        raise ValueError("expected a whole number, not a string: write it without quotes")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    return value  # floats and the rest: pydantic's int rules decide (3.0 is 3, 3.5 fails)
+
+
+#: A number field that refuses booleans and strings (``yes``, ``true``, ``'500'``).
+#: The JSON schema (and so the CRD) is unchanged: ``number``.
+Number = Annotated[float, BeforeValidator(strict_number)]
+OptionalNumber = Annotated[float | None, BeforeValidator(strict_number)]
+#: A whole number that refuses booleans and strings. JSON schema: ``integer``.
+Integer = Annotated[int, BeforeValidator(strict_integer)]
 
 
 def money(value: float) -> Decimal:
@@ -91,30 +140,30 @@ class _Wire(BaseModel):
 class Prices(_Wire):
     """Per-unit hourly prices in dollars; defaults are OpenCost's ``default.json``."""
 
-    cpu_per_core_hour: float = Field(
+    cpu_per_core_hour: Number = Field(
         default=0.031611, ge=0, allow_inf_nan=False, description="$ per vCPU-hour (on demand)."
     )
-    memory_per_gib_hour: float = Field(
+    memory_per_gib_hour: Number = Field(
         default=0.004237,
         alias="memoryPerGiBHour",
         ge=0,
         allow_inf_nan=False,
         description="$ per GiB-hour (on demand).",
     )
-    gpu_per_hour: float = Field(
+    gpu_per_hour: Number = Field(
         default=0.95, ge=0, allow_inf_nan=False, description="$ per GPU-hour (on demand)."
     )
-    spot_cpu_per_core_hour: float = Field(
+    spot_cpu_per_core_hour: Number = Field(
         default=0.006655, ge=0, allow_inf_nan=False, description="$ per vCPU-hour on spot nodes."
     )
-    spot_memory_per_gib_hour: float = Field(
+    spot_memory_per_gib_hour: Number = Field(
         default=0.000892,
         alias="spotMemoryPerGiBHour",
         ge=0,
         allow_inf_nan=False,
         description="$ per GiB-hour on spot nodes.",
     )
-    spot_gpu_per_hour: float | None = Field(
+    spot_gpu_per_hour: OptionalNumber = Field(
         default=None,
         ge=0,
         allow_inf_nan=False,
@@ -141,16 +190,16 @@ class Prices(_Wire):
 class PriceOverrides(_Wire):
     """Some of the ``Prices`` fields; the rest come from the level below."""
 
-    cpu_per_core_hour: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    memory_per_gib_hour: float | None = Field(
+    cpu_per_core_hour: OptionalNumber = Field(default=None, ge=0, allow_inf_nan=False)
+    memory_per_gib_hour: OptionalNumber = Field(
         default=None, alias="memoryPerGiBHour", ge=0, allow_inf_nan=False
     )
-    gpu_per_hour: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    spot_cpu_per_core_hour: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    spot_memory_per_gib_hour: float | None = Field(
+    gpu_per_hour: OptionalNumber = Field(default=None, ge=0, allow_inf_nan=False)
+    spot_cpu_per_core_hour: OptionalNumber = Field(default=None, ge=0, allow_inf_nan=False)
+    spot_memory_per_gib_hour: OptionalNumber = Field(
         default=None, alias="spotMemoryPerGiBHour", ge=0, allow_inf_nan=False
     )
-    spot_gpu_per_hour: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    spot_gpu_per_hour: OptionalNumber = Field(default=None, ge=0, allow_inf_nan=False)
     spot: bool | None = Field(default=None, description="Price this pool at spot rates.")
 
     def apply(self, base: Prices) -> Prices:

@@ -59,6 +59,11 @@ GIB = Decimal(2) ** 30
 #: Exponents beyond this are typos, not quantities: Kubernetes caps quantities near 2^63.
 _MAX_EXPONENT = 30
 
+#: Beyond any real request (10^27 bytes is a thousand yottabytes; the grammar's largest
+#: suffixed numbers stay below it): a longer JSON integer is a typo, and would turn a
+#: price into infinity.
+_MAX_QUANTITY = Decimal(10) ** 27
+
 _FIX = "write a Kubernetes quantity such as 500m, 2, 1.5, 1Gi, 128Mi or 1e3"
 
 
@@ -84,9 +89,16 @@ def parse_quantity(value: object, where: str, *, allow_negative: bool = False) -
         result = _parse_text(value, where)
     else:
         raise InputError(where, f"expected a quantity, got {type(value).__name__}", _FIX)
+    if abs(result) > _MAX_QUANTITY:
+        raise InputError(where, f"quantity {_clip(value)} is absurdly large", _FIX)
     if result < 0 and not allow_negative:
         raise InputError(where, f"quantity {value!r} is negative", "requests must be >= 0")
     return result
+
+
+def _clip(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _parse_text(text: str, where: str) -> Decimal:

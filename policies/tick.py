@@ -67,6 +67,7 @@ from policies.decision import (
     served_value,
 )
 from policies.ledger import LedgerState, accrue, month_key, project
+from policies.nodepools import NodePool, pricing_pool
 from policies.objects import Budget, PredictiveAutoscaler, TargetInfo
 from policies.prices import Prices
 
@@ -97,6 +98,8 @@ class LoopState:
     #: one replica's requests as last read from the target (pricing survives an
     #: unreadable target; None: never read, so the price is unknown).
     known_requests: dict[str, str] | None = None
+    #: the node pool its pod template requires, as last read (prices spot pools).
+    known_pool: NodePool | None = None
     #: input series behind a complete sum (the most seen since the last legitimate
     #: change), and since when fewer are behind a fallen sum (partial data).
     series_baseline: float | None = None
@@ -448,9 +451,14 @@ def allocation_request(
                 quantiles={str(k): float(v) for k, v in d.forecast.quantiles.items()}
                 or {str(q): d.forecast.quantile(q)},
             )
+        pool, _warning = pricing_pool(
+            w.known_pool or NodePool(), spec.node_pools, explicit=w.pa.spec.node_pool
+        )
         workloads.append(
             WorkloadRequest(
                 name=key,
+                node_pool=pool.name,
+                spot=pool.spot,
                 priority=priority,
                 min_replicas=w.spec.min_replicas,
                 max_replicas=max(w.spec.max_replicas, d.replicas),
@@ -512,6 +520,7 @@ def guard_environment(
         target = observations[w.key].target
         if target is not None:
             w.known_requests = dict(target.requests)
+            w.known_pool = target.node_pool
         elif w.known_requests is None:
             hold[w.key] = max(decisions[w.key].current_replicas, w.spec.min_replicas)
     ledger = ledgers.get(env)
@@ -526,8 +535,9 @@ def guard_environment(
     ran = {w.key: t.replicas for w in members if (t := observations[w.key].target) is not None}
     ledger, _note = accrue(ledger, ran, {k: prices[k] for k in ran}, when)
     ledgers[env] = ledger
+    # The one month-end projection (policies.ledger.project), as `budget report` makes it.
     projection = project(
-        ledger, when, [result.hourly_cost], spec.monthly_limit, spec.alert_thresholds
+        ledger, when, monthly_limit=spec.monthly_limit, thresholds=spec.alert_thresholds
     )
     clamped: list[str] = []
     for w, alloc in zip(members, result.workloads, strict=True):

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,12 +27,15 @@ import yaml
 from pydantic import ValidationError
 
 from autoscaler.cli.simworld import controller_for
+from autoscaler.frontier_plot import HOURS_PER_MONTH, FrontierPoint, Reference, plot_frontier
 from models.errors import InputError
 from policies.budget import (
     AllocationRequest,
     BudgetRequest,
     CostBudgetManifest,
+    check_time,
     input_error,
+    input_errors,
 )
 from policies.costguard import allocate
 from policies.ledger import LedgerState, Projection, accrue, project
@@ -110,6 +115,10 @@ def _read(path: Path) -> str:
         raise InputError(str(path), f"cannot read: {err}", "give a UTF-8 JSON file") from None
 
 
+#: Python refuses to read integers longer than this (``sys.get_int_max_str_digits``).
+_MAX_DIGITS = 4300
+
+
 def _json(text: str, where: str, *, add_line: bool) -> Any:
     try:
         return json.loads(text)
@@ -119,6 +128,21 @@ def _json(text: str, where: str, *, add_line: bool) -> Any:
         raise InputError(
             place, f"not valid JSON: {err.msg} (column {err.colno})", "fix the JSON syntax"
         ) from None
+    except RecursionError:
+        raise InputError(where, "not a request: nested too deeply", _NESTED_FIX) from None
+    except ValueError:  # an integer of more than 4,300 digits
+        place = f"{where}:{_long_number_line(text)}" if add_line else where
+        raise InputError(place, _LONG_NUMBER, "write a number of sensible size") from None
+
+
+_NESTED_FIX = "a request nests a few levels deep; fix the brackets"
+_NESTED_YAML = "a CostBudget nests a few levels deep; fix the brackets"
+_LONG_NUMBER = f"a number has more than {_MAX_DIGITS:,} digits"
+
+
+def _long_number_line(text: str) -> int:
+    match = re.search(rf"\d{{{_MAX_DIGITS + 1},}}", text)
+    return 1 if match is None else text.count("\n", 0, match.start()) + 1
 
 
 def _request(data: Any, where: str, text: str) -> AllocationRequest:
@@ -183,15 +207,13 @@ def _line_at(text: str, offset: int | None) -> int | None:
 def validate_command(
     paths: Annotated[list[Path], typer.Argument(help="CostBudget YAML files.")],
 ) -> None:
-    """Check CostBudget YAML files (every document in each); exit 2 if any is bad."""
+    """Check CostBudget YAML files (every document in each); list every problem, exit 2."""
     bad = 0
     for path in paths:
-        try:
-            budgets = load_budgets(path)
-        except InputError as err:
-            typer.echo(f"error: {err}", err=True)
-            bad += 1
-            continue
+        budgets, problems = check_budgets(path)
+        for problem in problems:
+            typer.echo(f"error: {problem}", err=True)
+        bad += len(problems)
         for manifest in budgets:
             spec = manifest.spec
             limits = ", ".join(
@@ -209,28 +231,116 @@ def validate_command(
 
 
 def load_budgets(path: Path) -> list[CostBudgetManifest]:
-    """Every CostBudget document in a YAML file; errors name the file, line and field."""
-    text = _read(path)
+    """Every CostBudget document in a YAML file; the first problem is an ``InputError``."""
+    budgets, problems = check_budgets(path)
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more: run `autoscaler budget validate {path}`)"
+        raise InputError(
+            first.where, first.problem + (more if len(problems) > 1 else ""), first.fix
+        )
+    return budgets
+
+
+def check_budgets(path: Path) -> tuple[list[CostBudgetManifest], list[InputError]]:
+    """The valid CostBudgets of a YAML file, and every problem (file, line and field).
+
+    Every document is checked, and every problem of each is listed (not the first),
+    so that one run of ``budget validate`` shows everything to fix.
+    """
+    try:
+        text = _read(path)
+    except InputError as err:
+        return [], [err]
     try:
         nodes = list(yaml.compose_all(text))
-        docs = list(yaml.safe_load_all(text))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise InputError(where, f"not valid YAML: {err}", "fix the YAML syntax") from None
-    manifests = []
-    for node, doc in zip(nodes, docs, strict=True):
+        return [], [InputError(where, f"not valid YAML: {err}", "fix the YAML syntax")]
+    except RecursionError:
+        return [], [InputError(str(path), "not a CostBudget: nested too deeply", _NESTED_YAML)]
+    manifests: list[CostBudgetManifest] = []
+    problems: list[InputError] = []
+    for node in nodes:
+        if node is None:
+            continue
+        long = _long_yaml_int(node)
+        if long is not None:
+            problems.append(
+                InputError(f"{path}:{long}", _LONG_NUMBER, "write a number of sensible size")
+            )
+            continue
+        dupes = [
+            InputError(f"{path}:{line}", f"duplicate key {key!r}", "give each key once")
+            for line, key in _duplicate_keys(node)
+        ]
+        if dupes:  # YAML keeps the last silently: which one was meant is unknown
+            problems += dupes
+            continue
+        try:
+            doc = yaml.SafeLoader(text).construct_document(node)
+        except (yaml.YAMLError, ValueError, RecursionError) as err:
+            problems.append(InputError(str(path), f"cannot read the YAML: {err}", ""))
+            continue
         if doc is None:
             continue
         try:
             manifests.append(CostBudgetManifest.model_validate(doc))
         except ValidationError as err:
-            loc = tuple(err.errors(include_url=False)[0]["loc"])
-            line = _yaml_line(node, loc)
-            raise input_error(err, f"{path}:{line}") from None
-    if not manifests:
-        raise InputError(str(path), "no CostBudget in the file", "see policies/examples/")
-    return manifests
+            # In the order of the file's lines (pydantic lists unknown fields last).
+            lines = [_yaml_line(node, tuple(e["loc"])) for e in err.errors(include_url=False)]
+            found = input_errors(err, _yaml_place(path, node))
+            problems += [e for _, _, e in sorted(zip(lines, range(len(lines)), found, strict=True))]
+    if not manifests and not problems:
+        problems.append(
+            InputError(str(path), "no CostBudget in the file", "see policies/examples/")
+        )
+    return manifests, problems
+
+
+def _yaml_place(path: Path, node: yaml.Node) -> Callable[[tuple[int | str, ...]], str]:
+    return lambda loc: f"{path}:{_yaml_line(node, loc)}"
+
+
+def _walk(node: yaml.Node) -> list[yaml.Node]:
+    """Every node under ``node`` (iteratively: a deep document must not recurse)."""
+    out, stack = [], [node]
+    while stack:
+        current = stack.pop()
+        out.append(current)
+        if isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                stack += [key, value]
+        elif isinstance(current, yaml.SequenceNode):
+            stack += current.value
+    return out
+
+
+def _long_yaml_int(node: yaml.Node) -> int | None:
+    """1-based line of an integer too long for Python to read, if any."""
+    for n in _walk(node):
+        if (
+            isinstance(n, yaml.ScalarNode)
+            and n.tag == "tag:yaml.org,2002:int"
+            and sum(c.isdigit() for c in n.value) > _MAX_DIGITS
+        ):
+            return n.start_mark.line + 1
+    return None
+
+
+def _duplicate_keys(node: yaml.Node) -> list[tuple[int, str]]:
+    """(line, key) of every key given twice in one mapping: YAML keeps the last silently."""
+    out = []
+    for n in _walk(node):
+        if isinstance(n, yaml.MappingNode):
+            seen: set[str] = set()
+            for key, _ in n.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in seen:
+                        out.append((key.start_mark.line + 1, key.value))
+                    seen.add(key.value)
+    return sorted(out)
 
 
 def _yaml_line(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
@@ -283,6 +393,8 @@ class ReportRow:
     #: % of ticks where the pods that existed cost more than the hourly limit
     over_limit_pct: float | None = None
     alerts: tuple[str, ...] = ()
+    #: hours replayed (ticks x tick length): spend / hours is the average $/h
+    hours: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -335,6 +447,7 @@ def _run_job(job: _Job) -> ReportRow:
         projected=projection.projected,
         over_limit_pct=over,
         alerts=projection.alerts,
+        hours=len(timeline.times) * prepared.demand.tick_seconds / 3600.0,
     )
 
 
@@ -352,16 +465,14 @@ def _ledger_of(
     for i in range(len(times)):
         end = datetime.fromtimestamp(float(times[i]) + tick_seconds, UTC)
         state, _ = accrue(state, {"workload": int(alive[i])}, prices, end)
-    # Burn rate: the average cost over the last simulated hour.
-    last = alive[-max(1, int(3600 / tick_seconds)) :]
-    rate = float(sum(int(a) for a in last)) / len(last) * price
+    # The one projection (policies.ledger.project), as the controller and --ledger:
+    # spend so far plus the current hourly cost (the last tick's pods) to month end.
     projection = project(
         state,
         state.as_of,
-        [rate],
         monthly_limit=None if budget is None else budget.monthly_limit,
     )
-    return state, rate, projection
+    return state, projection.hourly_cost, projection
 
 
 def report_command(
@@ -456,7 +567,14 @@ def report_command(
     rows = _run_all(jobs, workers)
     typer.echo(_report_text(sc.name, rows))
     if frontier:
-        _plot_frontier(rows, png, sc.name)
+        knee = _plot_frontier(
+            rows, png, sc.name, None if sc.budget is None else sc.budget.hourly_limit
+        )
+        if knee is not None:
+            typer.echo(
+                f"knee: ${knee.hourly_limit or 0:.3f}/h cap, ${knee.monthly_cost:,.0f}/month,"
+                f" {knee.slo_violation_minutes:.1f} SLO-violation minutes"
+            )
         typer.echo(f"frontier written to {png}")
 
 
@@ -471,15 +589,19 @@ def _parse_now(text: str | None) -> datetime:
         ) from None
     if when.utcoffset() is None:
         raise InputError("--now", f"{text!r} has no time zone", "append Z for UTC")
-    return when
+    try:
+        return check_time(when)
+    except ValueError as err:
+        raise InputError("--now", str(err)) from None
 
 
 def ledger_report(path: Path, budget_files: list[Path], now: datetime) -> str:
     """Spend to date and month-end projection per environment of a ledger file.
 
-    The burn rate is this month's average so far (spend / hours from the start of the
-    month to the ledger's last accrual): the ledger keeps totals, not a time series.
-    A ledger that started mid-month therefore under-states the rate; say so.
+    The projection is ``policies.ledger.project`` with the controller's arguments
+    (the ledger, the budget's monthly limit and thresholds, no cost override), so it is
+    the figure the controller publishes (status, metric, dashboard) for the same
+    ledger: spend so far plus the current hourly cost to the end of the month.
     """
     from autoscaler.ledger_store import LedgerStore
     from models.errors import PermanentError
@@ -497,19 +619,16 @@ def ledger_report(path: Path, budget_files: list[Path], now: datetime) -> str:
     lines = [f"Spend from the ledger {path} at {now.isoformat()}:", ""]
     for name, state in sorted(ledgers.items()):
         spec = specs.get(name)
-        elapsed = float(_hours_since_month_start(state.as_of))
-        rate = float(state.spent) / elapsed if elapsed > 0 else 0.0
         projection = project(
             state,
             now,
-            [rate],
             monthly_limit=None if spec is None else spec.monthly_limit,
             thresholds=(50.0, 75.0, 90.0) if spec is None else spec.alert_thresholds,
         )
         limit = "" if spec is None or spec.monthly_limit is None else f" of ${spec.monthly_limit:g}"
         lines.append(
             f"{name}: month {projection.month}, spent ${projection.spent:.2f}{limit}"
-            f" (as of {state.as_of.isoformat()}), average burn ${rate:.4f}/h,"
+            f" (as of {state.as_of.isoformat()}), current burn ${projection.hourly_cost:.4f}/h,"
             f" projected month-end ${projection.projected:.2f}"
             + (
                 ""
@@ -523,15 +642,14 @@ def ledger_report(path: Path, budget_files: list[Path], now: datetime) -> str:
         lines += [f"    alert: {a}" for a in projection.alerts]
         if state.month != projection.month:
             lines.append(f"    note: the ledger's last accrual is in {state.month}")
+        if state.hourly_cost is None:
+            lines.append(
+                "    note: the ledger has no current hourly cost yet (written by an older"
+                " controller): projected at $0/h until the controller's next accrual"
+            )
     if not ledgers:
         lines.append("(the ledger is empty)")
     return "\n".join(lines)
-
-
-def _hours_since_month_start(when: datetime) -> float:
-    from policies.costguard import month_start
-
-    return (when - month_start(when)).total_seconds() / 3600.0
 
 
 def _parse_budgets(text: str) -> list[float]:
@@ -587,57 +705,42 @@ def _report_text(name: str, rows: list[ReportRow]) -> str:
         " over lim: share of ticks where the pods that existed cost more than the hourly"
         " limit (the guard's output never does: the excess comes from serving it through"
         " the HPA's 10 % tolerance, see docs/cost-guard.md); projected: this month's spend"
-        " so far plus the last hour's burn rate to month end.",
+        " so far plus the current hourly cost (the last tick's pods) to month end, the"
+        " controller's projection (policies.ledger.project).",
     ]
     return "\n".join(lines)
 
 
-def _plot_frontier(rows: list[ReportRow], path: Path, name: str) -> None:
-    import matplotlib
+def _plot_frontier(
+    rows: list[ReportRow], path: Path, name: str, current: float | None
+) -> FrontierPoint | None:
+    """The frontier PNG (``autoscaler.frontier_plot``) from the report's runs."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def monthly(r: ReportRow) -> tuple[float, float]:
+        hourly = r.ledger_spent / r.hours if r.hours > 0 else 0.0
+        return hourly * HOURS_PER_MONTH, hourly
 
-    swept = sorted(
-        (r for r in rows if r.policy == "predictive" and r.hourly_limit is not None),
-        key=lambda r: r.hourly_limit or 0.0,
-    )
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
-    ax.plot(
-        [r.ledger_spent for r in swept],
-        [r.slo_violation_minutes for r in swept],
-        "o-",
-        color="tab:blue",
-        label="predictive + cost guard (hourly limit)",
-    )
-    for r in swept:
-        ax.annotate(
-            f"${r.hourly_limit:.2f}/h",
-            (r.ledger_spent, r.slo_violation_minutes),
-            textcoords="offset points",
-            xytext=(4, 6),
-            fontsize=8,
-        )
-    markers = {"hpa-cpu": ("s", "tab:red"), "oracle": ("*", "tab:green")}
+    points: list[FrontierPoint] = []
+    references: list[Reference] = []
     for r in rows:
-        if r.hourly_limit is not None:
-            continue
-        marker, color = markers.get(r.policy, ("D", "tab:purple"))
-        ax.plot(
-            [r.ledger_spent], [r.slo_violation_minutes], marker, color=color, ms=9, label=r.label
-        )
-    # SLO minutes span orders of magnitude between a starved and an ample budget.
-    ax.set_yscale("symlog", linthresh=10)
-    ax.set_xlabel("spend over the replay ($)")
-    ax.set_ylabel("SLO-violation minutes (p99 > SLO), symlog")
-    ax.set_title(f"What a budget costs in SLO: {name}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+        month, hourly = monthly(r)
+        if r.policy == "predictive" and (
+            r.hourly_limit is not None or r.label.endswith("no budget")
+        ):
+            points.append(
+                FrontierPoint(r.hourly_limit, month, hourly, r.slo_violation_minutes, r.tau_u_pct)
+            )
+        elif r.policy != "predictive":
+            references.append(Reference(r.label, month, r.slo_violation_minutes))
+    days = max((r.hours for r in rows), default=0.0) / 24
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
+        return plot_frontier(
+            points,
+            path,
+            title=f"What a budget costs in SLO: {name}",
+            subtitle=f"{days:g} days replayed; lower left is better",
+            current_hourly_limit=current,
+            references=references,
+        ).knee
     except OSError as err:
         raise InputError(str(path), f"cannot write the PNG: {err.strerror}", "") from err
-    finally:
-        plt.close(fig)

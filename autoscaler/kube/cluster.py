@@ -29,6 +29,7 @@ from autoscaler.kube.events import emit_event
 from autoscaler.kube.hpa import ensure_hpa
 from models.errors import InputError
 from policies.budget import CostBudget, parse_model
+from policies.nodepools import read_node_pool
 from policies.objects import (
     API_VERSION,
     CB_KIND,
@@ -101,7 +102,12 @@ def target_info(obj: Mapping[str, Any]) -> TargetInfo:
     pod_spec = ((spec.get("template") or {}).get("spec")) or {}
     # The API server omits readyReplicas when it is 0; no status at all: unknown.
     ready = int(status.get("readyReplicas") or 0) if status else None
-    return TargetInfo(replicas=int(replicas), requests=sum_requests(pod_spec), ready=ready)
+    return TargetInfo(
+        replicas=int(replicas),
+        requests=sum_requests(pod_spec),
+        ready=ready,
+        node_pool=read_node_pool(pod_spec),
+    )
 
 
 def _budget(obj: Mapping[str, Any]) -> Budget:

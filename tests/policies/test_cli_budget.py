@@ -250,9 +250,9 @@ def test_report_from_a_ledger_file(tmp_path: Path, capsys: Any, monkeypatch: Any
     code, out, err = run(args, capsys, monkeypatch)
     assert code == 0, err
     rate = 20 * 0.0200425 + 10 * 0.003690725  # $ per hour
-    spent = rate * 15 * 24  # 15 days so far; 15 days left at the same average rate
+    spent = rate * 15 * 24  # 15 days so far; 15 days left at the same rate
     assert f"prod: month 2026-11, spent ${spent:.2f} of $500" in out
-    assert f"average burn ${rate:.4f}/h" in out
+    assert f"current burn ${rate:.4f}/h" in out
     assert f"projected month-end ${2 * spent:.2f} ({200 * spent / 500:.0f}% of the limit)" in out
     assert f"prod/refinory-ai: ${20 * 0.0200425 * 360:.2f}" in out
     assert "alert:" not in out  # 32 % spent is below the first threshold, 63 % projected
@@ -263,3 +263,277 @@ def test_report_corrupt_ledger_is_exit_2(tmp_path: Path, capsys: Any, monkeypatc
     path.write_text("{")
     code, _, err = run(["budget", "report", "--ledger", str(path)], capsys, monkeypatch)
     assert code == 2 and "not valid JSON" in err and "Traceback" not in err
+
+
+def _budget_file(tmp_path: Path, monthly: float) -> Path:
+    text = (
+        (EXAMPLES / "prod.yaml")
+        .read_text()
+        .replace("monthlyLimit: 500", f"monthlyLimit: {monthly}")
+    )
+    path = tmp_path / "budget.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_ledger_report_projects_as_the_controller_does(
+    tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    """The user's fault: a hot start of the month, then the guard paced spend down.
+
+    The month's average burn projected $381 (382 % of a $100 limit) while the
+    controller's metric said $95. Both now come from ``policies.ledger.project``
+    called as the controller calls it: spend so far + current hourly cost x hours left.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from autoscaler.ledger_store import LedgerStore
+    from policies.ledger import LedgerState, accrue, project
+
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    hot = start + timedelta(days=5)
+    state, _ = accrue(LedgerState.start(start), {"w": 40}, {"w": 0.4}, hot)  # $16/h: $1920
+    state, _ = accrue(state, {"w": 1}, {"w": 0.02}, hot + timedelta(hours=6))  # now $0.02/h
+    path = tmp_path / "ledger.json"
+    LedgerStore(path).put("prod", state)
+    now = "2026-11-06T06:00:00Z"
+    budget = _budget_file(tmp_path, 2000)
+    args = ["budget", "report", "--ledger", str(path), "--now", now, "--budget-file", str(budget)]
+    code, out, err = run(args, capsys, monkeypatch)
+    assert code == 0, err
+    when = datetime(2026, 11, 6, 6, tzinfo=UTC)
+    expected = project(state, when, monthly_limit=2000, thresholds=(50.0, 75.0, 90.0))
+    hours_left = (datetime(2026, 12, 1, tzinfo=UTC) - when).total_seconds() / 3600
+    assert expected.projected == pytest.approx(1920 + 0.12 + 0.02 * hours_left)
+    assert f"projected month-end ${expected.projected:.2f} (" in out
+    assert "current burn $0.0200/h" in out
+    # The month's average ($16.02/h x 30 days) would have said ~$11,500.
+    assert "exceeds the monthly limit" not in out
+
+
+def test_ledger_report_read_later_shows_the_same_projection(
+    tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    """Read a while after the controller saved it, the ledger projects the same figure."""
+    from datetime import UTC, datetime, timedelta
+
+    from autoscaler.ledger_store import LedgerStore
+    from policies.ledger import LedgerState, accrue, project
+
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    state, _ = accrue(LedgerState.start(start), {"w": 3}, {"w": 0.5}, start + timedelta(days=2))
+    path = tmp_path / "ledger.json"
+    LedgerStore(path).put("prod", state)
+    figures = set()
+    for now in ("2026-11-03T00:00:00Z", "2026-11-03T00:05:00Z", "2026-11-04T00:00:00Z"):
+        args = ["budget", "report", "--ledger", str(path), "--now", now]
+        code, out, err = run(args, capsys, monkeypatch)
+        assert code == 0, err
+        figures.add(out.split("projected month-end $")[1].split()[0])
+    at_save = project(state, state.as_of)  # what the controller published at the save
+    assert figures == {f"{at_save.projected:.2f}"} == {f"{72 + 1.5 * 28 * 24:.2f}"}
+
+
+# ------------------------------------------------- hostile input: one line, exit 2
+
+
+def _one_error_line(code: int, out: str, err: str, path: Path, expected: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err and out == ""
+    assert err.count("\n") == 1 and err.startswith(f"error: {path}"), err
+    assert expected in err, err
+
+
+def _json_with_monthly_limit(text: str) -> str:
+    data = json.dumps(GOOD)
+    assert '"monthlyLimit": 8000' in data
+    return data.replace('"monthlyLimit": 8000', f'"monthlyLimit": {text}')
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (_json_with_monthly_limit("9" * 5000), "more than 4,300 digits"),
+        (_json_with_monthly_limit("1" + "0" * 400), "too large"),
+        ("[" * 100_000, "nested too deeply"),
+        (
+            json.dumps({**GOOD, "budget": {**GOOD["budget"], "now": "9999-12-31T23:59:59Z"}}),
+            "budget.now: time 9999-12-31T23:59:59+00:00 is out of range",
+        ),
+        (
+            json.dumps({**GOOD, "budget": {**GOOD["budget"], "now": "0001-01-01T00:00:00+01:00"}}),
+            "budget.now: time 0001-01-01T00:00:00+01:00 is out of range",
+        ),
+        (_json_with_monthly_limit("true"), "budget.monthlyLimit: expected a number, not a boolean"),
+        (_json_with_monthly_limit('"500"'), "budget.monthlyLimit: expected a number, not a string"),
+        (
+            json.dumps({**GOOD, "budget": {**GOOD["budget"], "spentThisMonth": "12"}}),
+            "budget.spentThisMonth: expected a number",
+        ),
+        (
+            json.dumps({**GOOD, "prices": {"cpuPerCoreHour": True}}),
+            "prices.cpuPerCoreHour: expected a number, not a boolean",
+        ),
+        (
+            json.dumps({**GOOD, "nodePools": {"spot": {"spotCpuPerCoreHour": "0.01"}}}),
+            "nodePools.spot.spotCpuPerCoreHour: expected a number",
+        ),
+        (
+            json.dumps({**GOOD, "workloads": [{**GOOD["workloads"][0], "maxReplicas": True}]}),
+            "workloads[0].maxReplicas",
+        ),
+        (
+            json.dumps({**GOOD, "workloads": [{**GOOD["workloads"][0], "minReplicas": 10**40}]}),
+            "workloads[0].minReplicas",
+        ),
+        (
+            json.dumps(
+                {**GOOD, "workloads": [{**GOOD["workloads"][0], "requests": {"cpu": 10**4000}}]}
+            ),
+            "absurdly large",
+        ),
+    ],
+    ids=[
+        "5000-digit-int",
+        "400-digit-int",
+        "100000-nested",
+        "now-9999",
+        "now-year-1-offset",
+        "money-true",
+        "money-string",
+        "spent-string",
+        "price-bool",
+        "pool-price-string",
+        "replicas-bool",
+        "replicas-huge",
+        "quantity-huge",
+    ],
+)
+def test_allocate_hostile_input_is_one_line_exit_2(
+    tmp_path: Path, capsys: Any, monkeypatch: Any, text: str, expected: str
+) -> None:
+    path = tmp_path / "REQUEST.json"
+    path.write_text(text)
+    code, out, err = run(["budget", "allocate", "--input", str(path)], capsys, monkeypatch)
+    _one_error_line(code, out, err, path, expected)
+
+
+def _prod_yaml(old: str, new: str) -> str:
+    text = (EXAMPLES / "prod.yaml").read_text()
+    assert old in text
+    return text.replace(old, new)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (_prod_yaml("monthlyLimit: 500", "monthlyLimit: " + "9" * 5000), "more than 4,300 digits"),
+        ("[" * 100_000, "nested too deeply"),
+        ("spec: " + "[" * 100_000, "nested too deeply"),
+        (
+            _prod_yaml("monthlyLimit: 500", "monthlyLimit: yes"),
+            "spec.monthlyLimit: expected a number, not a boolean",
+        ),
+        (
+            _prod_yaml("monthlyLimit: 500", "monthlyLimit: true"),
+            "spec.monthlyLimit: expected a number, not a boolean",
+        ),
+        (
+            _prod_yaml("monthlyLimit: 500", "monthlyLimit: '500'"),
+            "spec.monthlyLimit: expected a number, not a string",
+        ),
+        (_prod_yaml("hourlyLimit: 1.00", "hourlyLimit: on"), "spec.hourlyLimit: expected a number"),
+        (
+            _prod_yaml("alertThresholds: [50, 75, 90]", "alertThresholds: [50, yes]"),
+            "spec.alertThresholds[1]",
+        ),
+        (
+            _prod_yaml(
+                "  defaultPriority: 0", "  defaultPriority: 0\n  prices: {gpuPerHour: '0.9'}"
+            ),
+            "spec.prices.gpuPerHour",
+        ),
+        (
+            _prod_yaml(
+                "  defaultPriority: 0",
+                "  defaultPriority: 0\n  nodePools: {spot: {spotCpuPerCoreHour: yes}}",
+            ),
+            "spec.nodePools.spot.spotCpuPerCoreHour",
+        ),
+    ],
+    ids=[
+        "5000-digit-int",
+        "100000-nested",
+        "100000-nested-inside",
+        "monthly-yes",
+        "monthly-true",
+        "monthly-quoted",
+        "hourly-on",
+        "threshold-yes",
+        "price-quoted",
+        "pool-price-yes",
+    ],
+)
+def test_validate_hostile_input_is_one_line_exit_2(
+    tmp_path: Path, capsys: Any, monkeypatch: Any, text: str, expected: str
+) -> None:
+    path = tmp_path / "budget.yaml"
+    path.write_text(text)
+    code, out, err = run(["budget", "validate", str(path)], capsys, monkeypatch)
+    _one_error_line(code, out, err, path, expected)
+
+
+def test_report_now_out_of_range_is_one_line(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    path = tmp_path / "ledger.json"
+    path.write_text('{"version": 1, "ledgers": {}}')
+    args = ["budget", "report", "--ledger", str(path), "--now", "9999-12-31T23:59:59Z"]
+    code, out, err = run(args, capsys, monkeypatch)
+    assert code == 2 and err.count("\n") == 1 and "--now: time 9999-12-31" in err
+
+
+def test_validate_lists_every_problem(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    """Four mistakes in one file: four lines, each with its own line number, in order."""
+    text = _prod_yaml("hourlyLimit: 1.00", "hourlyLimit: true")
+    text = text.replace("monthlyLimit: 500", "monthlyLimit: -500").replace("pacing:", "pacng:")
+    text = text.replace("alertThresholds: [50, 75, 90]", "alertThresholds: [50, 75, 2000]")
+    text = text.replace("name: tooling", "name: compute")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    second = tmp_path / "second.yaml"
+    second.write_text(_prod_yaml("mode: hard", "mode: strict"))
+    code, out, err = run(["budget", "validate", str(bad), str(second)], capsys, monkeypatch)
+    assert code == 2 and out == "" and "more problem" not in err
+
+    def line_of(word: str) -> int:
+        return next(i for i, t in enumerate(text.splitlines(), 1) if word in t)
+
+    assert err.splitlines() == [
+        f"error: {bad}:{line_of('hourlyLimit')}: spec.hourlyLimit: expected a number,"
+        " not a boolean (YAML reads yes, no, on, off, true and false as booleans): write"
+        " the amount as a number, e.g. 500 (got True)",
+        f"error: {bad}:{line_of('monthlyLimit')}: spec.monthlyLimit: Input should be greater"
+        " than or equal to 0 (got -500)",
+        f"error: {bad}:{line_of('pacng')}: spec.pacng: unknown field 'pacng' (remove it or"
+        " fix its spelling)",
+        f"error: {bad}:{line_of('alertThresholds')}: spec.alertThresholds: alert thresholds"
+        " ['2000'] are not percentages in (0, 1000] (got [50, 75, 2000])",
+        f"error: {bad}:{line_of('priorityTiers')}: spec.priorityTiers: duplicate priority"
+        " tier names ['compute'] (give each tier its own name) (got [{'name':"
+        " 'customer-facing', 'priority': 100, 'workloads'...)",
+        f"error: {second}:{line_of('mode:')}: spec.mode: Input should be 'hard' or 'soft'"
+        " (got 'strict')",
+    ]
+
+
+def test_validate_every_document_and_duplicate_keys(
+    tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    good = (EXAMPLES / "prod.yaml").read_text()
+    twice = good.replace("monthlyLimit: 500", "monthlyLimit: 500\n  monthlyLimit: 5000")
+    path = tmp_path / "two.yaml"
+    path.write_text(_prod_yaml("pacing: even", "pacing: fast") + "\n---\n" + twice)
+    code, out, err = run(["budget", "validate", str(path)], capsys, monkeypatch)
+    assert code == 2 and out.count("ok: ") == 0
+    lines = err.splitlines()
+    assert len(lines) == 2 and "spec.pacing" in lines[0]
+    assert "duplicate key 'monthlyLimit'" in lines[1]

@@ -79,7 +79,8 @@ def test_projection_follows_the_forecast_then_holds_the_last_value() -> None:
     p = project(state, T0, [10.0, 10.0, 0.0])
     assert p.projected == pytest.approx(20.0)
     month_end = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)
-    assert project(state, month_end, [2.0, 100.0]).projected == pytest.approx(1.0)
+    late, _ = accrue(state, {}, {}, month_end)
+    assert project(late, month_end, [2.0, 100.0]).projected == pytest.approx(1.0)
 
 
 def test_projection_of_a_stale_month_counts_zero() -> None:
@@ -175,3 +176,57 @@ def test_file_is_readable_json(tmp_path: Path) -> None:
     LedgerStore(path).put("prod", state)
     raw = json.loads(path.read_text())
     assert raw["version"] == 1 and raw["ledgers"]["prod"]["spent"] == "0.02"
+
+
+def test_projection_is_spend_plus_current_hourly_cost_times_hours_left() -> None:
+    """The one method: the ledger's current hourly cost (what ran last), not an average."""
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    state, _ = accrue(LedgerState.start(start), {"a": 10, "b": 1}, PRICES, T0)
+    state, _ = accrue(state, {"a": 1}, PRICES, T0 + timedelta(hours=1))
+    assert state.hourly_cost == Decimal("0.02")
+    now = T0 + timedelta(hours=1)
+    p = project(state, now, monthly_limit=1000)
+    hours_left = (datetime(2026, 12, 1, tzinfo=UTC) - now).total_seconds() / 3600
+    assert p.hourly_cost == 0.02 and p.hours_left == hours_left
+    assert p.projected == pytest.approx(float(state.spent) + 0.02 * hours_left)
+    # Time not yet accrued is taken at the current rate: the figure does not move.
+    assert project(state, now + timedelta(hours=5), monthly_limit=1000) == p
+
+
+def test_projection_of_a_closed_month_is_its_total() -> None:
+    start = datetime(2026, 11, 30, 23, tzinfo=UTC)
+    state, _ = accrue(LedgerState.start(start), {"a": 1}, {"a": 1.0}, start + timedelta(hours=3))
+    p = project(state, start)
+    assert p.spent == p.projected == 1.0 and p.hours_left == 0
+
+
+def test_ledger_without_hourly_cost_still_loads(tmp_path: Path) -> None:
+    """Ledgers written before ``hourlyCost`` was kept load; the cost is then unknown."""
+    path = tmp_path / "ledger.json"
+    path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "ledgers": {
+                    "prod": {"month": "2026-11", "asOf": "2026-11-15T12:00:00Z", "spent": "3.5"}
+                },
+            }
+        )
+    )
+    state = LedgerStore(path).load()["prod"]
+    assert state.hourly_cost is None
+    assert project(state, T0).projected == 3.5
+
+
+def test_ledger_time_out_of_range_is_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.json"
+    path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "ledgers": {"prod": {"month": "9999-12", "asOf": "9999-12-31T23:59:59Z"}},
+            }
+        )
+    )
+    with pytest.raises(LedgerCorruptError, match="out of range"):
+        LedgerStore(path).load()
