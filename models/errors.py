@@ -46,3 +46,31 @@ class RetryableError(AutoscalerError):
 
 class PermanentError(AutoscalerError):
     """A failure outside that retrying will not fix."""
+
+
+def validation_input_error(
+    err: Exception, where: str, fix: str = "", dotted: bool = False
+) -> InputError:
+    """The first problem of a pydantic ``ValidationError`` as an ``InputError``.
+
+    ``where`` names the file or object; the failing field is appended
+    (``scenario.yaml: period.days``; ``dotted``: a field path, ``prometheus.url``).
+    The one conversion every loader uses, so that
+    every bad file reads the same way (``policies.budget.input_errors`` lists all of
+    a CostBudget's problems instead).
+    """
+    errors = getattr(err, "errors", None)
+    first: dict[str, object] = errors(include_url=False)[0] if callable(errors) else {}
+    loc = ".".join(str(part) for part in first.get("loc", ()) or ())  # type: ignore[attr-defined]
+    msg = str(first.get("msg", err)).removeprefix("Value error, ")
+    place = f"{where}{'.' if dotted else ': '}{loc}" if where and loc else (where or loc)
+    return InputError(place, msg, fix)
+
+
+def yaml_problem(err: Exception) -> str:
+    """A YAML parse error in one line: what and where (``line 3, column 7``)."""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    mark = getattr(err, "problem_mark", None)
+    if mark is not None:
+        return f"not valid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return f"not valid YAML: {problem}"

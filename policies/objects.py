@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from models.errors import InputError
+from models.errors import validation_input_error
 from policies.budget import CostBudget
 from policies.nodepools import NodePool
 
@@ -268,11 +268,7 @@ class PredictiveAutoscaler(KubeModel):
         try:
             return cls.model_validate(obj)
         except ValidationError as err:
-            first = err.errors()[0]
-            field = ".".join(str(p) for p in first["loc"])
-            raise InputError(
-                f"{where}: {field}", first["msg"], "fix the object with kubectl edit pa"
-            ) from err
+            raise validation_input_error(err, where, "fix the object with kubectl edit pa") from err
 
 
 @dataclass(frozen=True)

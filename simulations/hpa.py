@@ -47,7 +47,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from models.errors import AutoscalerError, InputError
+from models.errors import AutoscalerError, InputError, validation_input_error
 
 __all__ = [
     "GO_ZERO_TIME",
@@ -812,13 +812,8 @@ _DEFAULT_SCALE_DOWN: dict[str, Any] = {
 
 
 def _validation_to_input_error(err: ValidationError, where: str) -> InputError:
-    first = err.errors()[0]
-    loc = ".".join(str(part) for part in first["loc"])
-    return InputError(
-        f"{where}.{loc}" if loc else where,
-        first["msg"],
-        "see the autoscaling/v2 HorizontalPodAutoscalerBehavior reference",
-    )
+    fix = "see the autoscaling/v2 HorizontalPodAutoscalerBehavior reference"
+    return validation_input_error(err, where, fix, dotted=True)
 
 
 def _defaulted_rules(

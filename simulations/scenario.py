@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from models.errors import InputError
+from models.errors import InputError, validation_input_error, yaml_problem
 from models.traces import Trace, bundled_traces_dir, load_trace
 from policies.budget import BudgetRequest
 from simulations import scoring
@@ -135,7 +135,7 @@ def load_scenario(path: str | Path) -> tuple[Scenario, Path]:
     except FileNotFoundError as err:
         raise InputError(str(path), "file not found", "check the path") from err
     except yaml.YAMLError as err:
-        raise InputError(str(p), f"not valid YAML: {err}", "fix the syntax") from err
+        raise InputError(str(p), yaml_problem(err), "fix the syntax") from err
     return scenario_from_dict(data, str(p)), p.parent
 
 
@@ -145,9 +145,7 @@ def scenario_from_dict(data: object, where: str) -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"])
-        raise InputError(f"{where}: {loc}", first["msg"], "see docs/simulator.md") from err
+        raise validation_input_error(err, where, "see docs/simulator.md") from err
 
 
 def resolve_trace(trace: str, base: Path | None) -> Path:

@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from models.errors import InputError
+from models.errors import InputError, validation_input_error, yaml_problem
 from policies.prices import replica_hourly_price
 from policies.quantity import cpu_cores, memory_gib
 
@@ -168,12 +168,6 @@ class Workload(BaseModel):
         return self.limit_milli_cpu / self.request_milli_cpu
 
 
-def _validation_problem(err: ValidationError) -> tuple[str, str]:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    return loc, first["msg"]
-
-
 def workload_from_dict(data: object, where: str) -> Workload:
     """Validate a workload mapping; ``InputError`` names the field."""
     if not isinstance(data, dict):
@@ -181,8 +175,7 @@ def workload_from_dict(data: object, where: str) -> Workload:
     try:
         workload = Workload.model_validate(data)
     except ValidationError as err:
-        loc, msg = _validation_problem(err)
-        raise InputError(f"{where}: {loc}" if loc else where, msg, "see docs/simulator.md") from err
+        raise validation_input_error(err, where, "see docs/simulator.md") from err
     # Parse quantities now, so a bad one fails here and not mid-run.
     _ = workload.request_milli_cpu, workload.limit_milli_cpu, workload.request_memory_gib
     return workload
@@ -209,7 +202,7 @@ def load_workload(name_or_path: str) -> Workload:
     except FileNotFoundError as err:
         raise InputError(str(path), "file not found", "check the path") from err
     except yaml.YAMLError as err:
-        raise InputError(str(path), f"not valid YAML: {err}", "fix the syntax") from err
+        raise InputError(str(path), yaml_problem(err), "fix the syntax") from err
     return workload_from_dict(data, str(path))
 
 

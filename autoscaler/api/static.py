@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from autoscaler.clock import Clock
 from autoscaler.store import DecisionStore, MetricValue
-from models.errors import InputError
+from models.errors import InputError, validation_input_error
 
 
 class StaticMetric(BaseModel):
@@ -60,11 +60,9 @@ def load_values_file(path: Path) -> StaticValues:
     try:
         return StaticValues.model_validate(raw)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(part) for part in first["loc"])
-        raise InputError(
-            f"{path}: {loc}" if loc else str(path),
-            first["msg"],
+        raise validation_input_error(
+            err,
+            str(path),
             'expected {"metrics": [{"namespace", "name", "labels", "value", "timestamp"?}]}',
         ) from err
 

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from autoscaler.kube.cluster import TARGET_PLURALS, sum_requests
-from models.errors import InputError
+from models.errors import InputError, yaml_problem
 from policies.budget import CostBudget, parse_model
 from policies.objects import CB_KIND, PA_KIND, Budget, PredictiveAutoscaler
 from policies.quantity import parse_quantity
@@ -41,7 +41,7 @@ def read_documents(paths: Sequence[Path]) -> list[tuple[str, Mapping[str, Any]]]
         try:
             loaded = list(yaml.safe_load_all(text))
         except yaml.YAMLError as err:
-            raise InputError(str(path), f"not valid YAML: {err}", "fix the syntax") from None
+            raise InputError(str(path), yaml_problem(err), "fix the syntax") from None
         for doc in loaded:
             if doc is None:
                 continue

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from models.errors import InputError
+from models.errors import InputError, validation_input_error
 from models.units import parse_duration as parse_duration  # re-exported
 
 #: Prometheus rejects a range query with more points than this per series
@@ -170,10 +170,6 @@ def load_prometheus_settings(
     try:
         return PrometheusSettings.model_validate(dict(data))
     except ValidationError as err:
-        first = err.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise InputError(
-            f"{where}.{field}" if field else where,
-            first["msg"],
-            "see docs/prometheus.md for the settings",
+        raise validation_input_error(
+            err, where, "see docs/prometheus.md for the settings", dotted=True
         ) from err
