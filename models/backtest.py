@@ -1,12 +1,19 @@
 """Rolling-origin backtest of forecasters on one series.
 
 The forecast made at origin ``t`` may use only data at or before ``t``. The loop fits
-a fresh model on an initial window, then walks forward: at each step it hands the
-model the newest observation with ``update()``, refits from scratch on everything up
-to ``t`` every ``refit_every`` points, and predicts at every ``every``-th origin. The
-target at origin ``t`` is the peak of the next ``horizon`` values, ``max(y[t+1 ..
-t+horizon])``; only origins whose whole target window is in the series are scored.
-Deterministic: the models are, and the loop has no randomness of its own.
+a fresh model on an initial window (the warm-up), then walks forward: at each step it
+hands the model the newest observation with ``update()``, refits from scratch on
+everything up to ``t`` every ``refit_every`` points, and predicts at every ``every``-th
+origin. The target at origin ``t`` is the peak of the next ``horizon`` values,
+``max(y[t+1 .. t+horizon])``; only origins whose whole target window is in the series
+are scored. Deterministic: the models are, and the loop has no randomness of its own.
+
+Causality covers the schedule too: the warm-up, the refit times and the scored origins
+are counted from the START of the series (fixed durations or counts, see
+``default_initial``), never from its length. So cutting a trace after ``T``, or
+replacing everything after ``T``, leaves every forecast made at or before ``T`` bit for
+bit the same (``tests/models/test_backtest.py``). A series shorter than the warm-up plus
+one horizon is an ``InputError``, not a silently shorter warm-up.
 
 Metrics per model: MAE of the median (or of the mean when 0.5 is not requested),
 pinball loss and coverage per quantile, and the ratio of each to the best simple
@@ -16,6 +23,7 @@ Callers: the ``backtest`` CLI command, benchmarks, tests.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,11 +51,12 @@ Progress = Callable[[int, int], None]
 class BacktestConfig:
     """How to walk the series. Counts are in steps (points) of the series.
 
-    ``initial``: points in the first fit (default: a tenth of the series, at least 60
-    points and at least one hour). ``refit_every``: refit from scratch this often
-    (default: one day of points, at least 24). ``every``: predict at every N-th origin
-    (1 = every origin; the stride only thins the scored origins, every point is still
-    passed to ``update``).
+    ``initial``: points in the first fit, the warm-up (default ``default_initial``: one
+    day, at least 60 points; never derived from the series' length). ``refit_every``:
+    refit from scratch this often (default ``default_refit_every``: one day of points,
+    at least 24). Both count from the first point. ``every``: predict at every N-th
+    origin (1 = every origin; the stride only thins the scored origins, every point is
+    still passed to ``update``).
     """
 
     horizon: int
@@ -71,6 +80,8 @@ class BacktestResult:
     targets: np.ndarray
     notes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    #: positions of the last point of each from-scratch fit (the warm-up, then refits).
+    fits: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=int))
 
     def metrics(self) -> dict[str, Any]:
         """MAE of the median, pinball and coverage per quantile."""
@@ -92,13 +103,36 @@ class BacktestResult:
         return out
 
 
+#: the warm-up is never shorter than this many points (and the refit interval 24).
+MIN_INITIAL_POINTS = 60
+MIN_REFIT_POINTS = 24
+
+
+def default_initial(step_seconds: float) -> int:
+    """The default warm-up in points: one day (the daily season), at least 60 points.
+
+    A fixed duration from the start of the series: the series' length plays no part, so
+    the forecast at origin ``t`` cannot depend on data after ``t`` through the schedule.
+    """
+    return max(MIN_INITIAL_POINTS, math.ceil(DAY_SECONDS / step_seconds - 1e-9))
+
+
+def default_refit_every(step_seconds: float) -> int:
+    """The default refit interval in points: one day, at least 24 points."""
+    return max(MIN_REFIT_POINTS, round(DAY_SECONDS / step_seconds))
+
+
 def default_config(
     n: int, step_seconds: float, horizon: int, quantiles: Sequence[float], every: int = 1
 ) -> BacktestConfig:
-    """The documented defaults for a series of ``n`` points."""
-    hour = max(1, round(3600 / step_seconds))
-    initial = max(60, hour, n // 10)
-    refit = max(24, round(DAY_SECONDS / step_seconds))
+    """The documented defaults (``default_initial``, ``default_refit_every``).
+
+    ``n`` (the series' length) does not move the warm-up or the refits; it is only
+    checked: a series too short for the warm-up plus one horizon is an ``InputError``.
+    """
+    initial = default_initial(step_seconds)
+    refit = default_refit_every(step_seconds)
+    check_length(n, initial, horizon, step_seconds)
     return BacktestConfig(
         horizon=horizon,
         quantiles=tuple(check_levels(quantiles)),
@@ -106,6 +140,29 @@ def default_config(
         refit_every=refit,
         every=every,
     )
+
+
+def check_length(
+    n: int, initial: int, horizon: int, step_seconds: float, where: str = "trace"
+) -> None:
+    """``InputError`` unless ``n`` points hold the warm-up and one horizon after it."""
+    if initial < 2:
+        raise InputError("--initial", f"a warm-up of {initial} point(s)", "use at least 2 points")
+    if initial + horizon > n:
+        span = _duration(initial * step_seconds)
+        raise InputError(
+            where,
+            f"{n} points are too few for the warm-up of {initial} points ({span}) plus a "
+            f"horizon of {horizon} step(s)",
+            f"use a trace of at least {initial + horizon} points, or a shorter --initial",
+        )
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", DAY_SECONDS), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def run_backtest(
@@ -132,16 +189,14 @@ def run_backtest(
         raise InputError("--horizon", f"horizon of {h} steps is below 1", "use at least one step")
     if config.every < 1:
         raise InputError("--every", f"{config.every} is below 1", "use 1 or more")
-    base = default_config(n, step_seconds_of(y), h, levels)
-    initial = config.initial if config.initial is not None else base.initial
-    refit = config.refit_every if config.refit_every is not None else base.refit_every
-    assert initial is not None and refit is not None
-    if initial < 2 or initial + h > n:
-        raise InputError(
-            "trace",
-            f"{n} points are too few for an initial window of {initial} and horizon {h}",
-            "use a longer trace or a shorter horizon",
-        )
+    # The step from the series' first points: nothing about the schedule may depend on
+    # how far the series goes.
+    step = step_seconds_of(y.iloc[:51])
+    initial = config.initial if config.initial is not None else default_initial(step)
+    refit = config.refit_every if config.refit_every is not None else default_refit_every(step)
+    if refit < 1:
+        raise InputError("--refit-every", f"{refit} is below 1", "use 1 or more points")
+    check_length(n, initial, h, step)
     values = y.to_numpy(dtype=float)
     peaks = future_peaks(values, h)  # peaks[t]: target at origin t
     last_origin = n - h - 1
@@ -155,10 +210,12 @@ def run_backtest(
     forecaster = factory().fit(y.iloc[:initial])
     fitted_to = initial - 1  # last position the model has seen
     last_fit = initial - 1
+    fits = [last_fit]
     for i, t in enumerate(origins):
         if t - last_fit >= refit:
             forecaster = factory().fit(y.iloc[: t + 1])
             last_fit = t
+            fits.append(t)
         elif t > fitted_to:
             forecaster.update(y.iloc[fitted_to + 1 : t + 1])
         fitted_to = t
@@ -181,6 +238,7 @@ def run_backtest(
         targets=peaks[idx] if idx.size else np.empty(0),
         notes=notes,
         seconds=time.perf_counter() - started,
+        fits=np.asarray(fits, dtype=int),
     )
 
 

@@ -75,8 +75,11 @@ def demand_from_rate(
     ``observe_seconds`` is how finely the outside world samples the load (the metric
     source's query step); ``None`` means at the trace's own resolution. Each window's
     rate is stamped at its start, when the (constant) rate becomes visible, the same
-    moment the stock HPA's CPU metric shows it; a finer step (a multiple of the tick)
-    gives the mean demand of each ``observe_seconds`` window.
+    moment the stock HPA's CPU metric shows it; a finer step gives the mean demand of
+    each ``observe_seconds`` window. A finer step must be a multiple of the tick and
+    divide the trace step (``InputError`` otherwise): a window straddling two rows would
+    show the later row at the window's start, before that row's interval begins (180 s
+    on a 5-minute trace would show a surge at 00:05 at 00:03).
     """
     if rate.empty:
         raise InputError("trace", "the trace has no rows in the chosen period", "widen the period")
@@ -97,14 +100,33 @@ def demand_from_rate(
             name="rate",
         )
     else:
+        # Valid: a multiple of the tick that divides the trace step, so that no window
+        # straddles two rows (its mean would show the later row at the window's start,
+        # before that row's interval begins).
+        multiples = (j * tick_seconds for j in range(1, int(step_seconds // tick_seconds) + 1))
+        good = [w for w in multiples if abs(step_seconds / w - round(step_seconds / w)) <= 1e-9]
+        fix = f"use a divisor of the {step_seconds:g}-s trace step that is a multiple of the " + (
+            f"{tick_seconds:g}-s tick: one of {', '.join(f'{c:g}' for c in good)}"
+            if good
+            else f"{tick_seconds:g}-s tick (none exists: leave it unset)"
+        )
+        where = "observe_seconds (--observe-seconds)"
         k = observe_seconds / tick_seconds
         if observe_seconds <= 0 or abs(k - round(k)) > 1e-9:
             raise InputError(
-                "observe_seconds",
+                where,
                 f"{observe_seconds:g} s is not a whole number of {tick_seconds:g}-s ticks",
-                f"use a multiple of {tick_seconds:g}",
+                fix,
             )
         k = int(round(k))
+        windows = step_seconds / observe_seconds
+        if abs(windows - round(windows)) > 1e-9:
+            raise InputError(
+                where,
+                f"{observe_seconds:g} s does not divide the trace step of {step_seconds:g} s:"
+                " a window would straddle two rows and show the later one before it starts",
+                fix,
+            )
         m = n // k
         means = per_tick[: m * k].reshape(m, k).mean(axis=1)
         starts = pd.to_datetime(t0 + observe_seconds * np.arange(m), unit="s", utc=True)

@@ -22,7 +22,16 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from models import units
-from models.backtest import SIMPLE_BASELINES, BacktestResult, compare, default_config, run_backtest
+from models.backtest import (
+    SIMPLE_BASELINES,
+    BacktestConfig,
+    BacktestResult,
+    check_length,
+    compare,
+    default_initial,
+    default_refit_every,
+    run_backtest,
+)
 from models.common import horizon_steps
 from models.errors import InputError
 from models.registry import DEFAULT_MODEL, FORECASTERS
@@ -96,6 +105,13 @@ def backtest(
     baselines: Annotated[
         bool, typer.Option(help="Also run the simple baselines (needed for ratios).")
     ] = True,
+    initial: Annotated[
+        str | None,
+        typer.Option(help="Warm-up before the first origin, from the trace's start: 1d, 12h."),
+    ] = None,
+    refit_every: Annotated[
+        str | None, typer.Option(help="Refit from scratch this often (default: 1d).")
+    ] = None,
 ) -> None:
     """Rolling-origin backtest: quantiles of the peak over --horizon, from the past only.
 
@@ -103,7 +119,9 @@ def backtest(
     of the values with timestamps in (origin, origin + horizon]. A 2m horizon on a 5m
     trace is the next row. Reports MAE of the median, pinball loss and coverage per
     quantile, and ratios to the best simple baseline (last, seasonal-naive daily and
-    weekly, last-hour-mean).
+    weekly, last-hour-mean). The warm-up (--initial, default one day and at least 60
+    rows) and the refits (--refit-every, default one day) count from the trace's first
+    row, never from its length: cutting the trace never changes an earlier forecast.
     """
     levels = parse_quantile_list(quantiles)
     seconds = parse_duration(horizon)
@@ -122,14 +140,22 @@ def backtest(
             f"{trace} ({len(tr):,} rows) or longer",
             "use a shorter --horizon",
         )
-    config = default_config(len(tr), tr.step_seconds, h, [q for _, q in levels], every=every)
-    assert config.initial is not None
-    if config.initial + h >= len(tr):
-        raise InputError(
-            str(trace),
-            f"{len(tr)} rows are too few for a backtest at horizon {h} steps",
-            "use a longer trace or a shorter --horizon",
-        )
+    warm_up = (
+        default_initial(tr.step_seconds) if initial is None else _steps(initial, "--initial", tr)
+    )
+    refit = (
+        default_refit_every(tr.step_seconds)
+        if refit_every is None
+        else _steps(refit_every, "--refit-every", tr)
+    )
+    check_length(len(tr), warm_up, h, tr.step_seconds, str(trace))
+    config = BacktestConfig(
+        horizon=h,
+        quantiles=tuple(q for _, q in levels),
+        initial=warm_up,
+        refit_every=refit,
+        every=every,
+    )
     names = [model] + ([b for b in SIMPLE_BASELINES if b != model] if baselines else [])
     err_console = Console(stderr=True)
     results: list[BacktestResult] = []
@@ -180,6 +206,19 @@ def backtest(
     for r in results:
         for note, count in r.notes.items():
             typer.echo(f"note: {r.model}: {note} ({count} origins)")
+
+
+def _steps(text: str, flag: str, trace: Trace) -> int:
+    """A duration flag as whole rows of the trace (it must be a multiple of the step)."""
+    seconds = parse_duration(text, flag)
+    k = seconds / trace.step_seconds
+    if abs(k - round(k)) > 1e-9:
+        raise InputError(
+            flag,
+            f"{text} is not a whole number of {trace.step_seconds:g}-s rows",
+            f"use a multiple of {trace.step_seconds:g} s",
+        )
+    return int(round(k))
 
 
 def _finite(value: Any) -> Any:

@@ -133,6 +133,54 @@ def test_gap_suggests_fill_gaps_and_fill_gaps_works(tmp_path: Path) -> None:
     code, _, exc = run("--trace", str(p), "--model", "last", "--no-baselines")
     assert isinstance(exc, InputError) and "--fill-gaps" in str(exc)
     code, out, exc = run(
-        "--trace", str(p), "--model", "last", "--no-baselines", "--fill-gaps", "hold", "--json"
+        "--trace",
+        str(p),
+        "--model",
+        "last",
+        "--no-baselines",
+        "--fill-gaps",
+        "hold",
+        "--initial",
+        "1h",  # 400 rows are shorter than the default one-day warm-up
+        "--json",
     )
     assert code == 0, (out, exc)
+
+
+def test_warm_up_and_refits_are_durations_from_the_start(short_trace: Path) -> None:
+    code, out, exc = run("--trace", str(short_trace), "--every", "12", "--json", "--no-baselines")
+    assert code == 0, (out, exc)
+    doc = json.loads(out)
+    assert doc["initial"] == 288 and doc["refit_every"] == 288  # one day of 5-minute rows
+    code, out, exc = run(
+        "--trace",
+        str(short_trace),
+        "--initial",
+        "6h",
+        "--refit-every",
+        "12h",
+        "--every",
+        "12",
+        "--json",
+        "--no-baselines",
+    )
+    assert code == 0, (out, exc)
+    doc = json.loads(out)
+    assert doc["initial"] == 72 and doc["refit_every"] == 144
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--initial", "7m"), ("--refit-every", "soon")])
+def test_bad_warm_up_flags_are_input_errors(short_trace: Path, flag: str, value: str) -> None:
+    code, _, exc = run("--trace", str(short_trace), flag, value)
+    assert isinstance(exc, InputError) and flag in str(exc), exc
+
+
+def test_a_trace_shorter_than_the_warm_up_is_one_clear_error(tmp_path: Path) -> None:
+    """Not a silently shorter warm-up: that would tie the schedule to the length."""
+    rows = ["timestamp,value"] + [f"{1767225600 + 60 * i},{10 + i % 7}" for i in range(1000)]
+    p = tmp_path / "short.csv"
+    p.write_text("\n".join(rows) + "\n")
+    code, _, exc = run("--trace", str(p), "--model", "last", "--no-baselines")
+    assert isinstance(exc, InputError), exc
+    assert "warm-up of 1440 points (1d)" in str(exc) and "--initial" in str(exc)
+    assert str(p) in str(exc)

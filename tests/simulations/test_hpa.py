@@ -207,6 +207,42 @@ def test_missing_pods_on_scale_down_count_at_a_target_above_100_percent() -> Non
     assert replicas_from_cpu(3, pods, 200, now=0.0) == 2
 
 
+_pod_cpu = st.tuples(st.integers(100, 4000), st.integers(0, 4000))  # (request, usage) m
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    reporting=st.lists(_pod_cpu, min_size=1, max_size=8),
+    missing=st.lists(st.integers(100, 4000), min_size=1, max_size=4),
+    target=st.integers(10, 100),
+)
+def test_on_a_scale_down_a_missing_pod_counts_as_using_its_whole_request(
+    reporting: list[tuple[int, int]], missing: list[int], target: int
+) -> None:
+    """Upstream: on a scale-down (ratio < 1) a pod without a sample counts at
+    ``max(100, target)`` % of its request, so for targets up to 100 % exactly as if it
+    had reported its request. Metamorphic check: wherever both runs scale down outside
+    the tolerance, the proposal equals that of the same pods with the missing ones
+    reporting usage = request."""
+    pods = [
+        PodInfo(f"r{i}", request_milli_cpu=r, usage_milli_cpu=u)
+        for i, (r, u) in enumerate(reporting)
+    ]
+    absent = [
+        PodInfo(f"m{i}", request_milli_cpu=r, usage_milli_cpu=None) for i, r in enumerate(missing)
+    ]
+    filled = [
+        PodInfo(p.name, request_milli_cpu=p.request_milli_cpu, usage_milli_cpu=p.request_milli_cpu)
+        for p in absent
+    ]
+    current = len(pods) + len(absent)
+    with_missing = calc_resource(current, pods + absent, target, now=0.0)
+    as_reported = calc_resource(current, pods + filled, target, now=0.0)
+    assert with_missing.utilization is not None and as_reported.utilization is not None
+    if with_missing.utilization < target and as_reported.utilization / target < 0.9:
+        assert with_missing.replicas == as_reported.replicas
+
+
 def test_pods_metric_average_truncates_toward_zero() -> None:
     pods = [PodInfo(n, metric_value_milli=v) for n, v in (("a", -5), ("b", -5), ("c", -6))]
     result = calc_pods_metric(3, pods, 10, now=0.0)

@@ -64,7 +64,151 @@ def _load() -> Iterator[Any]:
             yield pytest.param(case, constants, id=case["name"])
 
 
-_CASES = list(_load())
+# ---------------------------------------------------------------------------------------
+# Missing-metrics cases of upstream's replica_calculator_test.go that the vector files
+# lack, in the same case format (kind "replicas"). Inputs and expectations are copied by
+# hand from the upstream tests (kubernetes/kubernetes pkg/controller/podautoscaler/
+# replica_calculator_test.go); per-pod CPU is the sum of its 2 containers (upstream's
+# numContainersPerPod), as in the vector files. Upstream checks the proposal, the
+# utilization and the raw value. The last case is DERIVED, not upstream: none of
+# upstream's cases tells a missing pod counted at 100 % of its request from one counted
+# at 90 % (or at the target), so it applies upstream's rule (``fallbackUtilization :=
+# max(100, targetUtilization)`` on a scale-down, then the integer utilization) to inputs
+# chosen so that ceil() separates them; its notes give the arithmetic.
+# ---------------------------------------------------------------------------------------
+
+_UPSTREAM_CONSTANTS = {
+    "tolerance": 0.1,
+    "cpuInitializationPeriodSeconds": 120,
+    "delayOfInitialReadinessStatusSeconds": 10,
+    "metricWindowSeconds": 60,
+}
+
+
+def _cpu_case(
+    name: str,
+    current: int,
+    target: int,
+    requests_milli: list[int],
+    usage_milli: list[int],
+    expected: tuple[int, int, int],
+    ready: list[bool] | None = None,
+    notes: str = "",
+) -> dict[str, Any]:
+    """A ``Resource`` CPU ``Utilization`` case: one pod per request, the first
+    ``len(usage_milli)`` pods report usage, the rest have no sample (missing)."""
+    pods = [
+        {
+            "name": f"test-pod-{i}",
+            "phase": "Running",
+            "ready": True if ready is None else ready[i],
+            "startSecondsAgo": None,
+            "readyTransitionSecondsAgo": None,
+            "deleting": False,
+            "requestMilliCPU": request,
+            "usageMilliCPU": usage_milli[i] if i < len(usage_milli) else None,
+        }
+        for i, request in enumerate(requests_milli)
+    ]
+    replicas, utilization, raw = expected
+    return {
+        "name": name,
+        "source": f"replica_calculator_test.go {name.partition('/')[0]}",
+        "kind": "replicas",
+        "metricType": "Resource",
+        "targetType": "Utilization",
+        "target": target,
+        "currentReplicas": current,
+        "metricTimestampSecondsAgo": None,
+        "resource": "cpu",
+        "pods": pods,
+        "expectError": False,
+        "expectedReplicas": replicas,
+        "expectedUtilization": utilization,
+        "expectedRawValueMilli": raw,
+        "notes": notes,
+    }
+
+
+_F, _T = False, True
+_MISSING_METRICS_CASES: list[dict[str, Any]] = [
+    # levels 400, 95 per container; pods 2 and 3 missing. 990/4000 -> 24 %; missing at
+    # 100 %: 4990/8000 -> 62 % -> ceil(0.62 x 4) = 3.
+    _cpu_case("TestReplicaCalcMissingMetrics", 4, 100, [2000] * 4, [800, 190], (3, 24, 495)),
+    _cpu_case("TestReplicaCalcMissingMetricsNoChangeLt", 2, 100, [2000] * 2, [1200], (2, 60, 1200)),
+    _cpu_case(
+        "TestReplicaCalcMissingMetricsUnreadyChange",
+        3,
+        50,
+        [2000] * 3,
+        [200, 900],
+        (3, 45, 900),
+        ready=[_F, _T, _T],
+    ),
+    _cpu_case(
+        "TestReplicaCalcMissingMetricsUnreadyScaleUp",
+        3,
+        50,
+        [2000] * 3,
+        [200, 4000],
+        (4, 200, 4000),
+        ready=[_F, _T, _T],
+    ),
+    _cpu_case(
+        "TestReplicaCalcMissingMetricsUnreadyScaleDown",
+        4,
+        50,
+        [2000] * 4,
+        [200, 200, 200],
+        (3, 10, 200),
+        ready=[_F, _T, _T, _T],
+    ),
+    _cpu_case(
+        "TestReplicaCalcMissingMetricsScaleDownTargetOver100",
+        4,
+        300,
+        [2000, 2000, 4000, 4000],
+        [400, 200, 200],
+        (2, 6, 200),
+        ready=[_F, _T, _T, _T],
+    ),
+    _cpu_case(
+        "derived/MissingMetricsScaleDownCountsAMissingPodAt100Percent",
+        4,
+        50,
+        [1000] * 4,
+        [20, 20, 20],
+        (3, 2, 20),
+        notes=(
+            "Not an upstream test: upstream's rule applied by hand. 60/3000 -> 2 % -> ratio "
+            "0.04 (scale-down). Missing pod at max(100, 50) = 100 %: 1060/4000 -> 26 % -> "
+            "0.52 -> ceil(0.52 x 4) = 3. At 90 % it would be 960/4000 -> 24 % -> ceil(1.92) = "
+            "2; at the target (50 %) 560/4000 -> 14 % -> ceil(1.12) = 2."
+        ),
+    ),
+    {
+        "name": "TestPlainMetricReplicaCalcMissingMetricsNoChangeEq",
+        "source": "replica_calculator_test.go TestPlainMetricReplicaCalcMissingMetricsNoChangeEq",
+        "kind": "replicas",
+        "metricType": "Pods",
+        "targetType": "AverageValue",
+        "targetMilli": 20000,
+        "currentReplicas": 5,
+        "metricTimestampSecondsAgo": None,
+        "pods": [
+            {"name": f"test-pod-{i}", "ready": True, "metricValueMilli": v}
+            for i, v in enumerate([20000, 19000, 21000, None, None])
+        ],
+        "expectError": False,
+        "expectedReplicas": 5,
+        "expectedRawValueMilli": 20000,
+        "notes": "Pods 3 and 4 have no sample; the average 20000m equals the target.",
+    },
+]
+
+_CASES = list(_load()) + [
+    pytest.param(case, _UPSTREAM_CONSTANTS, id=case["name"]) for case in _MISSING_METRICS_CASES
+]
 
 
 def _ago(seconds: float | None, now: float) -> float:
