@@ -140,7 +140,7 @@ def run_one(trace: str, days: float, peak: int, window: int, spread: int = 0) ->
     )
     observed = prepared.demand.observed
     registry.FORECASTERS["clairvoyant-level"] = lambda: ClairvoyantLevel(observed, window, spread)
-    cheat = Predictive(PredictiveSettings(model="clairvoyant-level"), name="clairvoyant-level")
+    cheat = Predictive(PredictiveSettings(forecaster="clairvoyant-level"), name="clairvoyant-level")
     result = simulate(prepared, frontier=True, workers=1, extra_policies=[cheat])
     out = report.to_json(report.score(result))
     out["seconds"] = time.perf_counter() - t0

@@ -24,6 +24,7 @@ import pandas as pd
 from models.base import Forecast, Forecaster
 from models.common import unix_seconds
 from models.registry import make_forecaster
+from policies.knobs import DEFAULTS
 
 BindingConstraint = Literal["none", "budget", "min", "max"]
 
@@ -37,30 +38,29 @@ class ScalingSpec:
 
     namespace: str
     name: str
+    # The knobs: meanings, ranges and defaults are ``policies.knobs`` (one definition).
     #: load units per second that one replica serves at 100 % CPU.
     capacity_per_replica: float
-    #: utilisation we plan for at the risk quantile (0-1]; 0.85 keeps p99 latency
-    #: under the SLO in the platform's M/M/c model.
-    target_utilization: float = 0.85
-    min_replicas: int = 1
-    max_replicas: int = 100
-    #: seconds between a decision and new capacity being ready: pod start-up + one sync.
-    lead_seconds: float = 105.0
+    target_utilization: float = DEFAULTS["target_utilization"]
+    min_replicas: int = DEFAULTS["min_replicas"]
+    max_replicas: int = DEFAULTS["max_replicas"]
+    #: seconds between a decision and new capacity being ready (``leadTimeSeconds``).
+    lead_seconds: float = DEFAULTS["lead_time_seconds"]
     #: the forecast quantile that, with the median, measures how wide the upper tail of
     #: the forecast is (``q_risk - q0.5``); see ``covered_load``.
-    risk_quantile: float = 0.9
+    risk_quantile: float = DEFAULTS["risk_quantile"]
     #: the share of time we accept to be under-provisioned (demand above the capacity
     #: that is Ready). The price of a miss (``WorkloadState.log_price``) is adapted
     #: online (adaptive conformal inference) so that the workload's realised share
     #: matches it, whatever the HPA's tolerance and stabilisation do to what we serve.
-    risk_target: float = 0.005
+    risk_target: float = DEFAULTS["risk_target"]
     #: step of that adaptation, in ln(price) per under-provisioned tick (and
     #: ``adapt_rate * risk_target`` down per covered one). Misses come in clusters (a
     #: surge, a ramp): a step of 0.05 still moves the cover by one tail width within
     #: ~5 minutes of sustained misses, without one surge inflating the next day's cover.
     adapt_rate: float = 0.05
-    #: forecaster registry name.
-    model: str = "auto"
+    #: forecaster registry name (``forecaster``).
+    model: str = DEFAULTS["forecaster"]
     #: refit the forecaster this often (seconds of simulated or real time).
     refit_seconds: float = 3600.0
     #: history kept for the forecaster (seconds); two weeks holds a weekly season twice.

@@ -17,11 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, model_validator
 
 from models.errors import validation_input_error
 from policies.budget import CostBudget
+from policies.knobs import KubeModel, ScalingKnobs
 from policies.nodepools import NodePool
 
 GROUP = "autoscaling.predictive.io"
@@ -34,18 +34,6 @@ CB_PLURAL = "costbudgets"
 
 Mode = Literal["Active", "ForecastOnly"]
 FallbackMode = Literal["CurrentReplicas", "Static", "Reactive"]
-
-
-class KubeModel(BaseModel):
-    """Base: camelCase on the wire, unknown fields ignored (newer CRD versions add some)."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
-    )
-
-    def wire(self) -> dict[str, Any]:
-        """The object as Kubernetes JSON (camelCase keys)."""
-        return self.model_dump(by_alias=True, mode="json")
 
 
 class TargetRef(KubeModel):
@@ -92,8 +80,9 @@ class FallbackSpec(KubeModel):
     )
 
 
-class PredictiveAutoscalerSpec(KubeModel):
-    """``spec`` of a PredictiveAutoscaler."""
+class PredictiveAutoscalerSpec(ScalingKnobs):
+    """``spec`` of a PredictiveAutoscaler: the scaling knobs (``policies.knobs``) and
+    what the controller needs besides."""
 
     target_ref: TargetRef = Field(description="The workload to scale.")
     query: str = Field(
@@ -103,43 +92,6 @@ class PredictiveAutoscalerSpec(KubeModel):
             " (e.g. rate(http_requests_total[2m])); the controller sums it by (namespace,"
             " workload) and fetches autoscalers with the same query in one query_range."
         ),
-    )
-    capacity_per_replica: float = Field(
-        gt=0, description="Load units per second one replica serves at 100 % utilisation."
-    )
-    target_utilization: float = Field(
-        default=0.85,
-        gt=0,
-        le=1,
-        description="Utilisation planned for at the risk quantile (0-1]. 0.85 keeps headroom.",
-    )
-    forecaster: str = Field(default="auto", description="Forecaster registry name (models/).")
-    risk_quantile: float = Field(
-        default=0.9,
-        gt=0.5,
-        lt=1,
-        description=(
-            "Forecast quantile of the peak load over the lead time that, with the median,"
-            " measures how wide the forecast's upper tail is; how far capacity covers that"
-            " tail is set by riskTarget."
-        ),
-    )
-    risk_target: float = Field(
-        default=0.005,
-        gt=0,
-        lt=0.5,
-        description=(
-            "Share of time the workload may be under-provisioned (load above Ready"
-            " replicas x capacity x targetUtilization). The price of a miss adapts online"
-            " to hold it; 0.005 = 0.5 %."
-        ),
-    )
-    min_replicas: int = Field(default=1, ge=0, description="Lower bound on replicas.")
-    max_replicas: int = Field(default=100, ge=1, description="Upper bound on replicas.")
-    lead_time_seconds: float = Field(
-        default=105.0,
-        gt=0,
-        description="Seconds from a decision to ready capacity: pod start-up + one HPA sync.",
     )
     mode: Mode = Field(
         default="Active",

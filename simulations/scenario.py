@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from models.errors import InputError, validation_input_error, yaml_problem
 from models.traces import Trace, bundled_traces_dir, load_trace
 from policies.budget import BudgetRequest
+from policies.knobs import KnobOverrides
 from simulations import scoring
 from simulations.engine import SYNC_SECONDS, Demand, Timeline, demand_from_rate
 from simulations.jobs import run_jobs
@@ -34,7 +35,6 @@ from simulations.strategies import (
     STRATEGIES,
     HpaCpu,
     Predictive,
-    PredictiveSettings,
     RunContext,
     Strategy,
     make_strategy,
@@ -65,19 +65,9 @@ class Period(BaseModel):
         return v
 
 
-class PredictiveConfig(BaseModel):
-    """Overrides of the predictive policy's defaults (``policies.decision.ScalingSpec``)."""
-
-    model_config = ConfigDict(extra="forbid")
-    #: forecast quantile that measures the upper tail (with the median).
-    risk_quantile: Annotated[float, Field(gt=0.5, lt=1.0)] | None = None
-    #: share of time the workload may be under-provisioned (default 0.005).
-    risk_target: Annotated[float, Field(gt=0.0, lt=0.5)] | None = None
-    model: str | None = None
-    target_utilization: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
-    #: seconds from decision to Ready capacity; default start-up p90 + one sync.
-    lead_seconds: Annotated[float, Field(gt=0.0)] | None = None
-    refit_seconds: Annotated[float, Field(gt=0.0)] | None = None
+#: a scenario's ``predictive:`` block: overrides of the knobs (``policies.knobs``),
+#: e.g. ``riskTarget: 0.01`` or ``forecaster: last``.
+PredictiveConfig = KnobOverrides
 
 
 class Scenario(BaseModel):
@@ -256,11 +246,10 @@ def build_policies(scenario: Scenario) -> list[Strategy]:
     for name in scenario.policies:
         policy = make_strategy(name, "policies")
         if isinstance(policy, Predictive):
-            cfg = scenario.predictive
-            settings = PredictiveSettings(**cfg.model_dump())
-            if policy.settings.risk_quantile is not None:
-                settings.risk_quantile = policy.settings.risk_quantile
-            policy.settings = settings
+            # predictive@Q's quantile wins over the scenario's block.
+            policy.settings = scenario.predictive.model_copy(
+                update={k: v for k, v in policy.settings.model_dump().items() if v is not None}
+            )
         out.append(policy)
     return out
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from models.errors import InputError
+from policies.knobs import KnobOverrides
 from simulations.strategies.base import RunContext, Strategy
 from simulations.strategies.hpa_cpu import HpaCpu
 from simulations.strategies.hpa_rps import HpaRps
@@ -84,7 +85,7 @@ def _predictive(arg: str | None, where: str) -> Strategy:
             f"quantile {q} is outside (0.5, 1): it measures the forecast's upper tail",
             "e.g. predictive@0.95",
         )
-    return Predictive(PredictiveSettings(risk_quantile=q), name=f"predictive@{arg}")
+    return Predictive(KnobOverrides(risk_quantile=q), name=f"predictive@{arg}")
 
 
 def _oracle(arg: str | None, where: str) -> Strategy:

@@ -27,6 +27,7 @@ import numpy as np
 from models.errors import InputError
 from policies.budget import BudgetRequest, CostBudget, EnvironmentSelector
 from policies.decision import HPA_TOLERANCE
+from policies.knobs import KnobOverrides
 from policies.objects import (
     Budget,
     ObjectMeta,
@@ -45,23 +46,12 @@ from simulations.world import SimCluster, SimTarget, SimWorld, TraceSource
 SIM_NAMESPACE = "sim"
 
 
-@dataclass
-class PredictiveSettings:
-    """Overrides of the PredictiveAutoscaler's defaults; ``None`` keeps the default."""
-
-    risk_quantile: float | None = None
-    #: share of time the workload may be under-provisioned.
-    risk_target: float | None = None
-    model: str | None = None
-    target_utilization: float | None = None
-    #: seconds from decision to Ready capacity; default: the start-up p90 plus one sync.
-    lead_seconds: float | None = None
-    #: seconds between refits (the controller's ``loop.refit_seconds``).
-    refit_seconds: float | None = None
+#: overrides of the PredictiveAutoscaler's knobs (``policies.knobs.KnobOverrides``).
+PredictiveSettings = KnobOverrides
 
 
 def scenario_autoscaler(
-    workload: Workload, settings: PredictiveSettings, tick_seconds: float
+    workload: Workload, settings: KnobOverrides, tick_seconds: float
 ) -> PredictiveAutoscaler:
     """The PredictiveAutoscaler a scenario stands for."""
     spec: dict[str, object] = {
@@ -70,19 +60,9 @@ def scenario_autoscaler(
         "capacity_per_replica": workload.capacity_rps,
         "min_replicas": workload.min_replicas,
         "max_replicas": workload.max_replicas,
-        "lead_time_seconds": settings.lead_seconds
-        if settings.lead_seconds is not None
-        else workload.startup.quantile(0.9) + tick_seconds,
+        "lead_time_seconds": workload.startup.quantile(0.9) + tick_seconds,
+        **settings.tuning(),
     }
-    for ours, theirs in (
-        ("risk_quantile", "risk_quantile"),
-        ("risk_target", "risk_target"),
-        ("model", "forecaster"),
-        ("target_utilization", "target_utilization"),
-    ):
-        value = getattr(settings, ours)
-        if value is not None:
-            spec[theirs] = value
     return PredictiveAutoscaler(
         metadata=ObjectMeta(name=workload.name, namespace=SIM_NAMESPACE),
         spec=PredictiveAutoscalerSpec.model_validate(spec),
@@ -123,7 +103,7 @@ def _observed_step(ctx: RunContext) -> float:
 class Predictive:
     """Ours: the controller, run against the trace through the emulated HPA."""
 
-    settings: PredictiveSettings = field(default_factory=PredictiveSettings)
+    settings: KnobOverrides = field(default_factory=KnobOverrides)
     name: str = "predictive"
 
     def run(self, ctx: RunContext) -> Timeline:

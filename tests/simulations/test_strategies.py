@@ -39,7 +39,7 @@ def test_every_registered_policy_runs_within_bounds(kind: str, tmp_path: Path) -
     ctx = _ctx(tmp_path, noisy_daily(0.1, seed=3))
     policy = make_strategy(kind)
     if isinstance(policy, Predictive):
-        policy.settings = PredictiveSettings(model="last")
+        policy.settings = PredictiveSettings(forecaster="last")
     tl = policy.run(ctx)
     n = len(ctx.demand)
     assert tl.replicas.shape == tl.ready.shape == tl.alive.shape == (n,)
@@ -94,7 +94,7 @@ def test_predictive_replicas_pass_through_the_hpa(tmp_path: Path) -> None:
     the highest recent recommendation.
     """
     ctx = _ctx(tmp_path, noisy_daily(0.25, seed=9))
-    tl = Predictive(PredictiveSettings(model="last")).run(ctx)
+    tl = Predictive(PredictiveSettings(forecaster="last")).run(ctx)
     desired = tl.extra["desired"]
     prev = np.concatenate([[tl.replicas[0]], tl.replicas[:-1]])
     up = (desired > prev) & (desired <= 2 * prev)
@@ -114,12 +114,12 @@ def test_predictive_replicas_pass_through_the_hpa(tmp_path: Path) -> None:
 
 def test_budget_caps_predictive_replicas(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path, noisy_daily(0.1, seed=4))
-    free = Predictive(PredictiveSettings(model="last")).run(ctx)
+    free = Predictive(PredictiveSettings(forecaster="last")).run(ctx)
     price = ctx.workload.hourly_price
     cap_replicas = int(free.replicas.max()) - 3
     budget = BudgetRequest(hourly_limit=(cap_replicas + 0.5) * price, mode="hard")
     ctx_b = _ctx(tmp_path, noisy_daily(0.1, seed=4), budget)
-    capped = Predictive(PredictiveSettings(model="last")).run(ctx_b)
+    capped = Predictive(PredictiveSettings(forecaster="last")).run(ctx_b)
     assert capped.replicas.max() <= cap_replicas
     assert capped.extra["budget_clamped"].any()
     assert capped.alive.sum() < free.alive.sum()
@@ -146,7 +146,7 @@ def test_scenario_overrides_reach_the_decision_spec(tmp_path: Path) -> None:
 
     ctx = _ctx(tmp_path, noisy_daily(0.1, seed=3))
     cfg = PredictiveConfig(risk_target=0.02, risk_quantile=0.95)
-    pa = scenario_autoscaler(ctx.workload, PredictiveSettings(**cfg.model_dump()), 15.0)
+    pa = scenario_autoscaler(ctx.workload, cfg, 15.0)
     assert (pa.spec.risk_target, pa.spec.risk_quantile) == (0.02, 0.95)
     assert scenario_autoscaler(ctx.workload, PredictiveSettings(), 15.0).spec.risk_target == 0.005
     with pytest.raises(ValidationError):
