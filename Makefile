@@ -16,16 +16,20 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# Debian packages that the integration tests use (a real Prometheus and promtool).
-# Installed where we can (root with apt); elsewhere those tests skip loudly, except
-# under CI=true where a missing Prometheus fails the run.
+# Debian packages the tests use: a real Prometheus and promtool (integration tests),
+# docker-compose (a real Compose implementation checks the compose stack; no engine
+# needed). Installed where we can (root with apt); elsewhere those tests skip loudly,
+# except under CI=true where they fail.
+SYSTEM_PACKAGES := prometheus docker-compose
+
 system-deps:
-	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then :; \
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null \
+	    && command -v docker-compose >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing Debian's prometheus package (for integration tests)"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null) \
-	    || echo "WARNING: could not install prometheus; integration tests will skip"; \
-	else echo "WARNING: prometheus not installed and not root; integration tests will skip"; fi
+	  echo "installing Debian's $(SYSTEM_PACKAGES) (for the integration and deploy tests)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null) \
+	    || echo "WARNING: could not install $(SYSTEM_PACKAGES); the tests that need them will skip (fail under CI=true)"; \
+	else echo "WARNING: $(SYSTEM_PACKAGES) not installed and not root; the tests that need them will skip (fail under CI=true)"; fi
 
 lint: setup
 	$(BIN)/ruff check .
