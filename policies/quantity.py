@@ -16,13 +16,20 @@ Grammar (from ``resource.Quantity``)::
     decimalSI::= n | u | m | "" | k | M | G | T | P | E
 
 ``1E`` is one exa; ``1E3`` is one thousand (an exponent needs digits after it).
+
+``format_quantity`` is the other direction, as the API server serves values: exactly
+what Go's ``Quantity.String()`` emits for DecimalSI, so fixtures and round trips match:
+the value rounded up to nano precision, written as ``m * 10**e`` with integer ``m`` and
+the largest ``e`` in {-9, -6, ..., 18} that keeps ``m`` an integer, then ``m`` plus the
+suffix for ``e``. Floats are never formatted directly (``0.1`` must be ``100m``, not
+``100.00000000000001m``).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
 from models.errors import InputError
 
@@ -127,3 +134,47 @@ def cpu_cores(value: object, where: str) -> Decimal:
 def memory_gib(value: object, where: str) -> Decimal:
     """A memory quantity in GiB (``512Mi`` -> 0.5, ``1G`` -> 0.931...)."""
     return parse_quantity(value, where) / GIB
+
+
+# ----------------------------------------------------------------- formatting
+
+_SUFFIXES: tuple[tuple[int, str], ...] = (
+    (18, "E"),
+    (15, "P"),
+    (12, "T"),
+    (9, "G"),
+    (6, "M"),
+    (3, "k"),
+    (0, ""),
+    (-3, "m"),
+    (-6, "u"),
+    (-9, "n"),
+)
+_NANO = Decimal("1e-9")
+
+
+def to_decimal(value: float | int | str | Decimal) -> Decimal:
+    """The exact decimal a value stands for; floats go through ``repr`` (shortest form)."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InputError("value", f"{value} is not a finite number", "serve finite values")
+        return Decimal(repr(value))
+    return Decimal(value)
+
+
+def format_quantity(value: float | int | str | Decimal) -> str:
+    """Canonical DecimalSI string: ``1.5 -> "1500m"``, ``2000 -> "2k"``, ``0.0001 -> "100u"``."""
+    dec = to_decimal(value)
+    if not dec.is_finite():
+        raise InputError("value", f"{value} is not a finite number", "serve finite values")
+    # Kubernetes keeps nano precision and rounds finer values up (away from -inf).
+    dec = dec.quantize(_NANO, rounding=ROUND_CEILING) if dec.as_tuple().exponent < -9 else dec  # type: ignore[operator]
+    if dec == 0:
+        return "0"
+    sign = "-" if dec < 0 else ""
+    mag = abs(dec)
+    for exp, suffix in _SUFFIXES:
+        scaled = mag.scaleb(-exp)
+        if scaled == scaled.to_integral_value():
+            return f"{sign}{int(scaled)}{suffix}"
+    raise AssertionError("unreachable: nano precision always yields an integer")  # pragma: no cover

@@ -46,12 +46,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from autoscaler.api.auth import GROUP, VERSION, Authenticator, AuthError
-from autoscaler.api.quantity import format_quantity
 from autoscaler.api.selector import LabelSelector, parse_selector
 from autoscaler.api.settings import ApiSettings
 from autoscaler.clock import Clock, WallClock
 from autoscaler.store import DecisionStore, MetricValue
 from models.errors import InputError
+from policies.quantity import format_quantity
 
 log = logging.getLogger(__name__)
 

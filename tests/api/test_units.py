@@ -18,10 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kubernetes.utils.quantity import parse_quantity
 
-from autoscaler.api.quantity import format_quantity
 from autoscaler.api.selector import parse_selector
 from autoscaler.store import DecisionStore, MetricValue
 from models.errors import InputError
+from policies.quantity import format_quantity
 
 QUANTITIES = [
     (0, "0", 0),
