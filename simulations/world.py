@@ -85,6 +85,7 @@ class TraceSource:
         self._index = pd.DatetimeIndex(observed.index)
         self._stamps = unix_seconds(self._index)
         self._values = observed.to_numpy(dtype=float)
+        self._series = pd.Series(self._values, index=self._index, dtype=float)
         self.clock = clock
         self.keys = list(keys)
         self.outages = sorted(outages, key=lambda o: o.start)
@@ -106,18 +107,23 @@ class TraceSource:
         if end < start:
             return pd.Series(dtype=float)
         n = int(math.floor((end - start) / step + 1e-9)) + 1
-        grid = start + step * np.arange(n, dtype=float)
+        last = start + (n - 1) * step
         lo = int(np.searchsorted(self._stamps, start - 1e-6, side="left"))
-        hi = int(np.searchsorted(self._stamps, grid[-1] + 1e-6, side="right"))
+        hi = int(np.searchsorted(self._stamps, last + 1e-6, side="right"))
+        if (
+            hi - lo == n
+            and abs(self._stamps[lo] - start) < 1e-6
+            and abs(self._stamps[hi - 1] - last) < 1e-6
+        ):
+            # Every grid point has its row (evenly spaced rows, no gap): a slice.
+            return self._series.iloc[lo:hi]
+        grid = start + step * np.arange(n, dtype=float)
         values = np.full(n, np.nan)
         if hi > lo:
             pos = np.rint((self._stamps[lo:hi] - start) / step).astype(np.int64)
             on_grid = np.abs(start + pos * step - self._stamps[lo:hi]) < 1e-6
             values[pos[on_grid]] = self._values[lo:hi][on_grid]
-        if n == hi - lo and bool(np.all(np.isfinite(values))):
-            index = self._index[lo:hi]  # the common case: no gap, reuse the index
-        else:
-            index = pd.DatetimeIndex(pd.to_datetime(grid, unit="s", utc=True))
+        index = pd.DatetimeIndex(pd.to_datetime(grid, unit="s", utc=True))
         return pd.Series(values, index=index, dtype=float)
 
     def history(self, query: str, start: Any, end: Any, step: float) -> pd.Series:
@@ -160,9 +166,13 @@ class SimTarget:
     replicas: int = 1
     ready: int = 0
     alive: int = 0
+    _info: TargetInfo | None = field(default=None, repr=False)
 
     def info(self) -> TargetInfo:
-        return TargetInfo(replicas=self.replicas, requests=self.requests, ready=self.ready)
+        cached = self._info
+        if cached is None or cached.replicas != self.replicas or cached.ready != self.ready:
+            cached = self._info = TargetInfo(self.replicas, self.requests, self.ready)
+        return cached
 
 
 @dataclass

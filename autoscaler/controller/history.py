@@ -43,6 +43,8 @@ class History:
         self.source = source
         #: whether the last ``fetch`` was a cold one (a first fetch is enough for a tick).
         self.fetched_cold = False
+        #: no workload has older history left to page in (reset by a cold fetch).
+        self.backfilled = False
         #: series behind each step's sum, by workload key, from the last ``fetch``.
         self.counts: dict[str, np.ndarray] = {}
         self._last_counts: dict[tuple[str, ...], np.ndarray] = {}
@@ -75,6 +77,7 @@ class History:
         for (query, cold), members in groups.items():
             if cold:
                 self.fetched_cold = True
+                self.backfilled = False
                 start = now - initial
             else:
                 since = min(
@@ -151,6 +154,8 @@ class History:
         page is prepended to each history; the models refit once the backfill is
         complete (until then they forecast from the initial window).
         """
+        if self.backfilled and not self.fetched_cold:
+            return 0
         step = float(self.settings.prometheus.step_seconds)
         page = self.settings.loop.backfill_page_seconds
         groups: dict[tuple[str, float], list[Workload]] = {}
@@ -162,6 +167,7 @@ class History:
             ):
                 groups.setdefault((w.pa.spec.query, w.backfilled_from), []).append(w)
         if not groups:
+            self.backfilled = True  # until a new workload is fetched cold
             return 0
         (query, upto), members = max(groups.items(), key=lambda kv: len(kv[1]))
         target = min(w.backfill_target or upto for w in members)

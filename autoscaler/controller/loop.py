@@ -153,6 +153,9 @@ class Controller:
         #: recent (stamp, value) samples per workload, to score forecasts.
         self._recent: dict[str, deque[tuple[float, float]]] = {}
         self._children: dict[str, _Gauges] = {}
+        #: (autoscalers, budgets, assignments) of the last sync, reused while the cluster
+        #: hands back the very same lists.
+        self._assigned: tuple[object, object, dict[str, str]] | None = None
         self.last_report: ReconcileReport | None = None
         self.last_plan: TickPlan | None = None
 
@@ -326,6 +329,12 @@ class Controller:
         Returns workload key -> environment (CostBudget name, or ``NO_BUDGET``).
         """
         loop = self.settings.loop
+        if (
+            self._assigned is not None
+            and self._assigned[0] is self._autoscalers
+            and self._assigned[1] is self._budgets
+        ):
+            return self._assigned[2]  # the very same lists (an informer's cache): no change
         seen: set[str] = set()
         for pa in self._autoscalers:
             key = pa.key
@@ -354,7 +363,9 @@ class Controller:
             log_event(
                 self.log, "workload_removed", f"{key} deleted; no longer served", workload=key
             )
-        return {key: self._environment(w.pa) for key, w in self.workloads.items()}
+        assignments = {key: self._environment(w.pa) for key, w in self.workloads.items()}
+        self._assigned = (self._autoscalers, self._budgets, assignments)
+        return assignments
 
     def _environment(self, pa: PredictiveAutoscaler) -> str:
         if pa.spec.budget_ref:
@@ -435,7 +446,8 @@ class Controller:
         ]
         # replace_all: a deleted autoscaler (or one switched to ForecastOnly) stops being served.
         self.store.publish(values, replace_all=True)
-        self.metrics.store_last_update.set(now)
+        if self.metrics.enabled:
+            self.metrics.store_last_update.set(now)
 
     def _record_shadow(self, results: list[WorkloadResult], errors: list[str]) -> None:
         shadow = [r for r in results if r.mode == "ForecastOnly"]
