@@ -18,14 +18,22 @@ _ENV = ("environment",)
 class ControllerMetrics:
     """Every metric the controller exports, registered in ``self.registry``."""
 
+    #: The ``environment`` label of a workload no CostBudget covers (clamps counter).
+    NO_ENVIRONMENT = "none"
+    #: The quantile exported beside the risk quantile (the middle of the forecast band).
+    MEDIAN = 0.5
+
     def __init__(self, registry: CollectorRegistry | None = None, enabled: bool = True) -> None:
         #: False where nobody scrapes (a simulation): the loop then skips observing.
         self.enabled = enabled
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        #: at the median (``quantile="0.5"``) and at the workload's risk quantile: the
+        #: dashboard's forecast band is drawn between the two.
         self.forecast_load = Gauge(
             "autoscaler_forecast_load",
-            "Forecast peak load over the lead time at a quantile, per second.",
+            "Forecast peak load over the lead time at a quantile (0.5 and the risk"
+            " quantile), per second.",
             (*_WL, "quantile"),
             registry=r,
         )
@@ -50,10 +58,12 @@ class ControllerMetrics:
             _WL,
             registry=r,
         )
+        #: ``environment``: the CostBudget covering the workload, ``NO_ENVIRONMENT``
+        #: ("none") when none does (the budgets dashboard filters on it).
         self.clamps = Counter(
             "autoscaler_clamps",
             "Decisions changed by a constraint (min, max, budget, fallback).",
-            (*_WL, "constraint"),
+            (*_WL, "constraint", "environment"),
             registry=r,
         )
         self.forecast_error_ratio = Gauge(

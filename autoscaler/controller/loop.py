@@ -483,6 +483,9 @@ class Controller:
             g = self._gauges(r, labels)
             if r.forecast_load is not None:
                 g.forecast_load.set(r.forecast_load)
+            median = None if d.forecast is None else d.forecast.quantiles.get(m.MEDIAN)
+            if median is not None:  # the band's middle: the panel draws q0.5 to the risk q
+                m.forecast_load.labels(*labels, f"{m.MEDIAN:g}").set(median)
             if r.observed_load is not None:
                 g.observed_load.set(r.observed_load)
             g.desired_replicas.set(d.desired_replicas)
@@ -491,7 +494,8 @@ class Controller:
             g.fallback_active.set(1 if d.fallback else 0)
             constraint = "fallback" if d.fallback else d.binding_constraint
             if constraint != "none":
-                m.clamps.labels(*labels, constraint).inc()
+                budget = r.environment if r.environment != NO_BUDGET else m.NO_ENVIRONMENT
+                m.clamps.labels(*labels, constraint, budget).inc()
                 if self.log.isEnabledFor(logging.INFO):
                     log_event(
                         self.log,

@@ -43,6 +43,7 @@ KNOWN_METRICS = {
     "autoscaler_budget_hourly_cost_dollars",
     "autoscaler_budget_infeasible",
     "autoscaler_decision_store_last_update_timestamp_seconds",
+    "autoscaler_cost_guard_unavailable",
     "autoscaler_is_leader",
     "autoscaler_reconcile_duration_seconds_bucket",
     "autoscaler_api_request_duration_seconds_bucket",
@@ -56,6 +57,7 @@ REQUIRED_ALERTS = {
     "AutoscalerBudget75PercentSpent",
     "AutoscalerBudget90PercentSpent",
     "AutoscalerBudgetInfeasible",
+    "AutoscalerCostGuardUnavailable",
     "AutoscalerApiLatencyHigh",
     "AutoscalerLeaderAbsent",
     "AutoscalerDecisionStoreStale",
@@ -129,6 +131,11 @@ def test_every_required_alert_exists_and_is_unit_tested() -> None:
             "autoscaler:budget_spent:ratio >= 0.9",
             "autoscaler:budget_spent:ratio >= 0.99",
             id="budget-90",
+        ),
+        pytest.param(
+            "max by (environment) (autoscaler_cost_guard_unavailable) == 1\n        for: 1m",
+            "max by (environment) (autoscaler_cost_guard_unavailable) == 1\n        for: 5m",
+            id="cost-guard-for",
         ),
     ],
 )
@@ -270,3 +277,91 @@ def test_known_metrics_match_the_controller_source() -> None:
     # prometheus_client appends _total to counters: `autoscaler_clamps` -> _clamps_total
     missing -= {m for m in missing if m.endswith("_clamps")}
     assert not missing, f"dashboards/alerts use metrics the controller does not register: {missing}"
+
+
+# --- labels: a panel may only group by, filter on or name labels that exist ---------
+
+#: Labels every scraped series carries, however the target is scraped (ServiceMonitor,
+#: compose static config, pod annotations). ``pod`` is NOT one of them: only the
+#: Prometheus Operator's ServiceMonitor adds it.
+SCRAPE_LABELS = {"instance", "job"}
+#: The API server's histogram (its own registry in autoscaler/api/server.py).
+API_LABELS = {"endpoint", "code"}
+BY_RE = re.compile(r"\b(?:by|without)\s*\(([^)]*)\)")
+MATCHER_RE = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*\"")
+LEGEND_RE = re.compile(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}")
+
+
+def exported_labels() -> dict[str, set[str]]:
+    """Series name -> its label names, read from the controller's own registry."""
+    from autoscaler.metrics import ControllerMetrics
+
+    out: dict[str, set[str]] = {}
+    for value in vars(ControllerMetrics()).values():
+        names = getattr(value, "_labelnames", None)
+        name = getattr(value, "_name", None)
+        if names is None or name is None:
+            continue
+        kind = getattr(value, "_type", "")
+        if kind == "counter":
+            out[f"{name}_total"] = set(names)
+        elif kind == "histogram":
+            for suffix in ("_count", "_sum"):
+                out[f"{name}{suffix}"] = set(names)
+            out[f"{name}_bucket"] = {*names, "le"}
+        else:
+            out[name] = set(names)
+    for suffix in ("_count", "_sum"):
+        out[f"autoscaler_api_request_duration_seconds{suffix}"] = set(API_LABELS)
+    out["autoscaler_api_request_duration_seconds_bucket"] = {*API_LABELS, "le"}
+    return out
+
+
+def test_panels_use_only_labels_the_series_have() -> None:
+    """``max by (pod)`` is empty-labelled outside the ServiceMonitor: a label a query
+    groups by, filters on or shows in its legend must be one the metric carries, or one
+    every scrape adds."""
+    labels = exported_labels()
+    bad = []
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text(encoding="utf-8"))
+        for panel in dashboard["panels"]:
+            for target in panel.get("targets", []):
+                expr = target["expr"]
+                metrics = METRIC_RE.findall(expr)
+                assert all(m in labels for m in metrics), f"{panel['title']}: {metrics}"
+                allowed = SCRAPE_LABELS.union(*(labels[m] for m in metrics))
+                used = {n.strip() for g in BY_RE.findall(expr) for n in g.split(",") if n.strip()}
+                used |= set(MATCHER_RE.findall(expr))
+                used |= set(LEGEND_RE.findall(target.get("legendFormat", "")))
+                if used - allowed:
+                    bad.append(f"{path.name} / {panel['title']}: {sorted(used - allowed)}")
+    assert not bad, bad
+
+
+def test_budget_panels_follow_the_environment_variable() -> None:
+    """Every query of the budgets dashboard filters on ``$environment`` (the clamps
+    counter carries ``environment`` for that)."""
+    dashboard = json.loads((MONITORING / "dashboards" / "autoscaler-budgets.json").read_text())
+    unfiltered = [
+        title
+        for title, expr in panel_exprs(dashboard)
+        if expr.count('environment=~"$environment"') < len(METRIC_RE.findall(expr))
+    ]
+    assert not unfiltered, unfiltered
+
+
+def test_forecast_band_runs_from_the_median_to_the_risk_quantile() -> None:
+    dashboard = json.loads((MONITORING / "dashboards" / "autoscaler-workloads.json").read_text())
+    (panel,) = [p for p in dashboard["panels"] if p["title"].startswith("Forecast vs actual")]
+    by_ref = {t["refId"]: t["expr"] for t in panel["targets"]}
+    median = [r for r, e in by_ref.items() if 'quantile="0.5"' in e]
+    upper = [r for r, e in by_ref.items() if 'quantile!="0.5"' in e]
+    assert median and upper, by_ref
+    fills = [
+        o
+        for o in panel["fieldConfig"]["overrides"]
+        if o["matcher"] == {"id": "byFrameRefID", "options": upper[0]}
+        and {"id": "custom.fillBelowTo", "value": "q0.5"} in o["properties"]
+    ]
+    assert fills, "the risk quantile's series must fill down to q0.5"
