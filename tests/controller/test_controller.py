@@ -227,7 +227,8 @@ def test_clamps_are_logged_and_counted(
     clamp_logs = [rec for rec in caplog.records if getattr(rec, "event", "") == "clamp"]
     assert clamp_logs and clamp_logs[0].constraint == "min"  # type: ignore[attr-defined]
     value = ctl.metrics.registry.get_sample_value(
-        "autoscaler_clamps_total", {"namespace": "shop", "workload": "web", "constraint": "min"}
+        "autoscaler_clamps_total",
+        {"namespace": "shop", "workload": "web", "constraint": "min", "environment": "none"},
     )
     assert value == 1.0
 
