@@ -20,7 +20,7 @@ def _base(tmp_path: Path) -> dict[str, Any]:
         "trace": str(trace),
         "workload": "discord-bot",
         "scale_to_peak_replicas": 10,
-        "predictive": {"model": "last"},
+        "predictive": {"forecaster": "last"},
     }
 
 
@@ -75,7 +75,7 @@ def test_sweep_command_prints_rows(tmp_path: Path) -> None:
     base = _base(tmp_path)
     scenario.write_text(
         f"trace: {base['trace']}\nworkload: discord-bot\nscale_to_peak_replicas: 10\n"
-        "predictive: {model: last}\n",
+        "predictive: {forecaster: last}\n",
         encoding="utf-8",
     )
     out = tmp_path / "rows.csv"
