@@ -184,3 +184,32 @@ def test_a_corrupt_ledger_stops_only_the_cost_guard(tmp_path: Path, content: str
     assert value == 1.0
     assert ledger.read_text() == content  # never overwritten with a fresh (zero) ledger
     assert any("ledger unreadable" in e for e in report.errors)
+
+
+def test_a_budget_clamp_stops_the_price_of_a_miss_from_adapting() -> None:
+    """The cost guard calls note_clamp: misses while a budget holds the workload down
+    must not raise the price of a miss (the controller did not, before the shared tick)."""
+    from policies.budget import CostBudget
+    from policies.objects import Budget
+
+    w = _state(_pa(ns="prod"))
+    budget = Budget(
+        "prod",
+        CostBudget.model_validate(
+            {"environment": "prod", "selector": {"namespaces": ["prod"]}, "hourlyLimit": 0.1}
+        ),
+    )
+    target = TargetInfo(3, {"cpu": "1", "memory": "1Gi"}, 3)
+    prices: list[float | None] = []
+    for i in range(40):
+        now = T0 + 15 * i
+        series, counts = _series([100.0 + i], [4.0], now) if i % 4 == 0 else (None, None)
+        obs = Observation(series, counts, "", target, 3)
+        plan = plan_tick(now, {w.key: w}, {w.key: obs}, {w.key: "prod"}, [budget], {}, 180.0)
+        d = plan.workloads[w.key].decision
+        assert d.binding_constraint == "budget" and d.replicas <= 3
+        assert w.state.clamped_at == now
+        prices.append(w.state.log_price)
+    # Every tick is a miss (100/s against 3 x 10 x 0.85), yet the price never rose.
+    known = [p for p in prices if p is not None]
+    assert known and max(known) <= known[0] + 1e-12
