@@ -426,6 +426,9 @@ def _row_json(row: Row, tiers: list[Tier], uncapped: Row) -> dict[str, Any]:
                 "averageReplicas": finite(got),
                 "uncappedAverageReplicas": finite(wanted),
                 "shareOfUncapped": finite(got / wanted) if wanted > 0 else None,
+                "sloViolationMinutes": finite(
+                    sum(row.workload_slo_minutes[k] for k in t.workloads)
+                ),
             }
         )
     return {

@@ -15,6 +15,7 @@ gets more of what it wanted (its replicas uncapped). And bad input is one line, 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -288,3 +289,14 @@ def test_bad_input_is_one_line(
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_docs_show_these_objects_and_the_picture() -> None:
+    """docs/finance.md's example is this test's: same objects, and the PNG is there."""
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "docs" / "finance.md").read_text(encoding="utf-8")
+    match = re.search(r"<!-- frontier-objects -->\s*```yaml\n(.*?)```", text, re.S)
+    assert match, "no ```yaml block after <!-- frontier-objects --> in docs/finance.md"
+    assert match.group(1) == OBJECTS
+    assert "img/budget-frontier.png" in text
+    assert (root / "docs" / "img" / "budget-frontier.png").stat().st_size > 10_000
