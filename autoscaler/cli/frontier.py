@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -75,7 +77,6 @@ class _Job:
     hourly_limit: float | None
     slo_utilization: float
     priorities: dict[str, int]
-    clamped_budget: str | None
 
 
 @dataclass(frozen=True)
@@ -185,16 +186,22 @@ def _pick_budget(budgets: list[Budget], members: list[FleetMember], name: str | 
         raise InputError(
             "--objects", "no CostBudget in the files", "add the CostBudget whose cap to sweep"
         )
+    used = {environment_of(m.autoscaler, budgets) for m in members}
     if name is not None:
         for b in budgets:
-            if b.name == name:
+            if b.name == name and name in used:
                 return b
+            if b.name == name:
+                raise InputError(
+                    "--budget",
+                    f"CostBudget {name!r} covers none of the autoscalers",
+                    "sweep the budget their namespaces or budgetRef select",
+                )
         raise InputError(
             "--budget",
             f"no CostBudget {name!r} in the objects",
             f"name one of: {', '.join(b.name for b in budgets)}",
         )
-    used = {environment_of(m.autoscaler, budgets) for m in members}
     covering = [b for b in budgets if b.name in used]
     if not covering:
         raise InputError(
@@ -325,9 +332,9 @@ def frontier_command(
             swept.status,
         )
         fleet = Fleet(tuple(members), (*others, capped))
-        jobs.append(_Job(demand, fleet, cap, slo_utilization, priorities, swept.name))
+        jobs.append(_Job(demand, fleet, cap, slo_utilization, priorities))
     jobs.append(
-        _Job(demand, Fleet(tuple(members), tuple(others)), None, slo_utilization, priorities, None)
+        _Job(demand, Fleet(tuple(members), tuple(others)), None, slo_utilization, priorities)
     )
     typer.echo(
         f"budget frontier: CostBudget {swept.name} ({swept.spec.mode}),"
@@ -335,7 +342,7 @@ def frontier_command(
         f" of {Path(trace).name}: {len(jobs)} runs on {min(workers, len(jobs))} processes",
         err=True,
     )
-    rows = run_jobs(_run_job, jobs, workers)
+    rows = run_jobs(_run_job, jobs, workers, _progress(len(jobs)))
     uncapped = rows[-1]
     if as_json:
         out = [_row_json(r, tiers, uncapped) for r in rows]
@@ -378,6 +385,13 @@ def frontier_command(
             typer.echo(f"frontier written to {png}")
         else:
             typer.echo(f"frontier written to {png}", err=True)
+
+
+def _progress(total: int) -> Callable[[int, int], None] | None:
+    """A line on stderr per finished run, where stderr is a terminal (runs take a while)."""
+    if not sys.stderr.isatty():
+        return None
+    return lambda done, _: typer.echo(f"  {done}/{total} runs done", err=True)
 
 
 def _demand(

@@ -152,6 +152,28 @@ def test_each_cap_holds_and_more_money_buys_slo(
     assert rows[-1]["averageHourlyCost"] > capped[0]["averageHourlyCost"]
 
 
+def test_the_current_cap_scores_as_simulate_objects_does(tmp_path: Path) -> None:
+    """Same objects, trace and flags: the frontier's run at the budget's own cap is the
+    ``simulate --objects`` predictive row (the same demand, the same controller)."""
+    objects = OBJECTS.replace("hourlyLimit: 0.50", "hourlyLimit: 0.20")
+    (tmp_path / "o.yaml").write_text(objects)
+    trace = str(unseen_trace(tmp_path / "t.csv", days=0.6, seed=SEED + 2))
+    common = ["--objects", str(tmp_path / "o.yaml"), "--trace", trace,
+              "--value-unit", "per-second", "--startup-seconds", "90", "--days", "0.5"]  # fmt: skip
+    code, text = _run(["simulate", *common, "--no-frontier", "--json", "--workers", "1"])
+    assert code == 0, text
+    want = json.loads(text)["policies"]["predictive"]
+    code, text = _run(["budget", "frontier", *common, "--caps", "0.2", "--json", "--workers", "1"])
+    assert code == 0, text
+    got = json.loads(text)[0]
+    assert got["hourlyLimit"] == 0.2
+    assert want["budget_clamped_ticks"] > 0, "the cap never bound"
+    assert got["sloViolationMinutes"] == pytest.approx(want["slo_violation_minutes"], abs=1e-6)
+    assert got["tauU"] == pytest.approx(want["tau_u_pct"], abs=1e-5)
+    hours = got["hoursReplayed"]
+    assert got["averageHourlyCost"] * hours == pytest.approx(want["cost_usd"], rel=1e-5)
+
+
 TIERS = """\
 apiVersion: autoscaling.predictive.io/v1alpha1
 kind: PredictiveAutoscaler
@@ -254,6 +276,17 @@ def test_text_output_names_the_tiers(tmp_path: Path) -> None:
     assert "avg $/h x 730 h" in text
 
 
+DEV = """---
+apiVersion: autoscaling.predictive.io/v1alpha1
+kind: CostBudget
+metadata: {name: dev}
+spec: {environment: dev, selector: {namespaces: [dev]}, hourlyLimit: 0.1}
+"""
+
+#: an autoscaler and its Deployment in namespace dev (charged to the dev budget).
+DEV_APP = "---\n" + "---".join(TIERS.split("---")[:2]).replace("shop", "dev")
+
+
 @pytest.mark.parametrize(
     ("objects", "extra", "message"),
     [
@@ -265,6 +298,8 @@ def test_text_output_names_the_tiers(tmp_path: Path) -> None:
          "no PredictiveAutoscaler 'prod/nope'"),
         (OBJECTS, ["--caps", "0.3", "--share", "prod/refinory-ai=half"], "is not a number"),
         (OBJECTS, ["--caps", "0.3", "--budget", "dev"], "no CostBudget 'dev'"),
+        (OBJECTS + DEV, ["--caps", "0.3", "--budget", "dev"], "'dev' covers none of the"),
+        (OBJECTS + DEV + DEV_APP, [], "several CostBudgets cover the autoscalers (prod, dev)"),
         ("kind: [", [], "not valid YAML"),
     ],
 )  # fmt: skip
