@@ -19,7 +19,8 @@ What a finance reader must get at a glance, and how the picture gives it:
 * labels never overlap: each is placed at the first free spot around its point, and
   points that land on the same spot share one label.
 
-Callers: ``autoscaler.cli.budget`` (``report --frontier``); the ``frontier`` command.
+Callers: ``autoscaler.cli.budget`` (``report --frontier``); ``autoscaler.cli.frontier``
+(``budget frontier``).
 """
 
 from __future__ import annotations
@@ -332,7 +333,7 @@ def plot_frontier(
     ax.set_ylabel("SLO-violation minutes (p99 latency above the SLO)")
     top_axis = ax.secondary_xaxis("top", functions=(_per_hour, _per_month))
     top_axis.set_xlabel("average dollars per hour")
-    top_axis.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"${v:.2f}"))
+    top_axis.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _dollars_per_hour(v)))
     heading = _plain("\n".join(t for t in (title, subtitle, verdict(knee, current)) if t))
     ax.set_title(heading, fontsize=11)
     ax.grid(alpha=0.3)
@@ -435,6 +436,12 @@ def _place_labels(
         taken.append(placed)
         out.append((text, (placed.x0, placed.y0, placed.x1, placed.y1)))
     return out
+
+
+def _dollars_per_hour(value: float) -> str:
+    """A tick of the $/h axis: cents, or tenths of a cent where a tick falls between
+    (0.275 is "$0.275", not "$0.28")."""
+    return f"${value:.2f}" if abs(value * 100 - round(value * 100)) < 1e-6 else f"${value:.3f}"
 
 
 def _per_hour(monthly: Any) -> Any:

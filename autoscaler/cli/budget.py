@@ -3,7 +3,8 @@
 ``allocate`` runs ``policies.costguard.allocate`` on a REQUEST.json (or one request per
 line of a ``.jsonl``, for batch what-ifs); ``validate`` checks CostBudget YAML files;
 ``report`` shows spend, projection and clamps, and what a budget costs in SLO via the
-simulator (``--frontier`` sweeps budgets and plots the curve for finance).
+simulator (``--frontier`` sweeps budgets and plots the curve for finance); ``frontier``
+(``autoscaler.cli.frontier``) sweeps hourly caps over the user's own objects.
 
 Bad input never shows a traceback: it raises ``InputError`` naming the file, the line
 (where we can know it) and the field, which ``autoscaler.cli.main`` prints as one line
@@ -26,6 +27,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 
+from autoscaler.cli.frontier import frontier_command
 from autoscaler.cli.simworld import controller_for
 from autoscaler.frontier_plot import HOURS_PER_MONTH, FrontierPoint, Reference, plot_frontier
 from models.errors import InputError
@@ -50,6 +52,7 @@ def register(app: typer.Typer) -> None:
     group.command("allocate")(allocate_command)
     group.command("validate")(validate_command)
     group.command("report")(report_command)
+    group.command("frontier")(frontier_command)
     app.add_typer(group, name="budget")
 
 

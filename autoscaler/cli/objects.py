@@ -64,10 +64,14 @@ def _limits(pod_spec: Mapping[str, Any], where: str) -> dict[str, Decimal]:
     return totals
 
 
-def load_user_objects(
-    paths: Sequence[Path], startup_seconds: float | None, tick_seconds: float = 15.0
-) -> tuple[UserObjects, Workload]:
-    """The one PredictiveAutoscaler of ``paths``, its CostBudgets and its target."""
+def _read_objects(
+    paths: Sequence[Path],
+) -> tuple[
+    list[tuple[str, PredictiveAutoscaler]],
+    list[Budget],
+    dict[tuple[str, str], tuple[str, Mapping[str, Any]]],
+]:
+    """The PredictiveAutoscalers (with their files), CostBudgets and targets of ``paths``."""
     docs = read_documents(paths)
     pas: list[tuple[str, PredictiveAutoscaler]] = []
     budgets: list[Budget] = []
@@ -90,6 +94,14 @@ def load_user_objects(
         elif kind in TARGET_PLURALS:
             key = (str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
             targets[key] = (path, doc)
+    return pas, budgets, targets
+
+
+def load_user_objects(
+    paths: Sequence[Path], startup_seconds: float | None, tick_seconds: float = 15.0
+) -> tuple[UserObjects, Workload]:
+    """The one PredictiveAutoscaler of ``paths``, its CostBudgets and its target."""
+    pas, budgets, targets = _read_objects(paths)
     if len(pas) != 1:
         found = ", ".join(pa.key for _, pa in pas) or "none"
         raise InputError(
@@ -98,6 +110,42 @@ def load_user_objects(
             "give the files of one workload",
         )
     path, pa = pas[0]
+    return _user_workload(path, pa, budgets, targets, startup_seconds, tick_seconds)
+
+
+def load_user_fleet(
+    paths: Sequence[Path], startup_seconds: float | None, tick_seconds: float = 15.0
+) -> tuple[list[tuple[UserObjects, Workload]], list[Budget]]:
+    """Every PredictiveAutoscaler of ``paths`` with its target, and the CostBudgets
+    (``budget frontier``: several workloads, so that priority tiers can be modelled)."""
+    pas, budgets, targets = _read_objects(paths)
+    if not pas:
+        raise InputError(
+            "--objects", "no PredictiveAutoscaler in the files", "add your PredictiveAutoscaler"
+        )
+    seen: set[str] = set()
+    for path, pa in pas:
+        if pa.key in seen:
+            raise InputError(
+                f"{path}: {PA_KIND} {pa.key}", "is given twice", "give each autoscaler once"
+            )
+        seen.add(pa.key)
+    members = [
+        _user_workload(path, pa, budgets, targets, startup_seconds, tick_seconds)
+        for path, pa in pas
+    ]
+    return members, budgets
+
+
+def _user_workload(
+    path: str,
+    pa: PredictiveAutoscaler,
+    budgets: list[Budget],
+    targets: Mapping[tuple[str, str], tuple[str, Mapping[str, Any]]],
+    startup_seconds: float | None,
+    tick_seconds: float,
+) -> tuple[UserObjects, Workload]:
+    """One autoscaler with its target: the objects to replay and the simulated workload."""
     ns, name = pa.metadata.namespace or "default", pa.spec.target_ref.name
     if (ns, name) not in targets:
         raise InputError(
