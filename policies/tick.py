@@ -53,6 +53,7 @@ from policies.budget import (
     AllocationRequest,
     AllocationResult,
     BudgetRequest,
+    CostBudget,
     ForecastRequest,
     WorkloadRequest,
 )
@@ -419,6 +420,32 @@ def fallback_decision(
     )
 
 
+def workload_priority(budget: CostBudget, pa: PredictiveAutoscaler) -> int:
+    """The cost-guard priority of ``pa`` under ``budget``: a tier that lists its namespace
+    or its ``namespace/name`` wins; else the autoscaler's own ``spec.priority`` if set;
+    else the tiers' labels or the budget's ``defaultPriority``."""
+    meta = pa.metadata
+    tiered = any(
+        meta.namespace in t.namespaces or pa.key in t.workloads for t in budget.priority_tiers
+    )
+    if tiered or not pa.spec.priority:
+        return budget.priority_of(meta.namespace, meta.name, dict(meta.labels))
+    return pa.spec.priority
+
+
+def environment_of(pa: PredictiveAutoscaler, budgets: Sequence[Budget]) -> str:
+    """The CostBudget ``pa`` is charged to: its ``budgetRef`` if that budget exists, else
+    the first whose selector matches; ``NO_BUDGET`` when none."""
+    if pa.spec.budget_ref:
+        return (
+            pa.spec.budget_ref if any(b.name == pa.spec.budget_ref for b in budgets) else NO_BUDGET
+        )
+    for b in budgets:
+        if b.spec.selector.matches(pa.metadata.namespace, dict(pa.metadata.labels)):
+            return b.name
+    return NO_BUDGET
+
+
 def allocation_request(
     budget: Budget,
     members: Sequence[LoopState],
@@ -434,15 +461,7 @@ def allocation_request(
     for w in members:
         key = w.key
         d = decisions[key]
-        meta = w.pa.metadata
-        tiered = any(
-            meta.namespace in t.namespaces or key in t.workloads for t in spec.priority_tiers
-        )
-        priority = (
-            spec.priority_of(meta.namespace, meta.name, dict(meta.labels))
-            if tiered or not w.pa.spec.priority
-            else w.pa.spec.priority
-        )
+        priority = workload_priority(spec, w.pa)
         forecast = None
         if d.forecast is not None and not d.fallback:
             q = w.spec.risk_quantile

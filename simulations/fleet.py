@@ -41,6 +41,8 @@ from policies.budget import CostBudget
 from policies.decision import HPA_TOLERANCE
 from policies.objects import Budget, PredictiveAutoscaler
 from policies.prices import Prices, replica_hourly_price
+from policies.tick import environment_of as tick_environment
+from policies.tick import workload_priority
 from simulations import scoring
 from simulations.clock import SimClock
 from simulations.engine import Demand, Timeline, initial_replicas, p99_latency
@@ -332,17 +334,8 @@ def score_fleet(
 
 def priority_in(budget: CostBudget, pa: PredictiveAutoscaler) -> int:
     """The cost-guard priority of ``pa`` under ``budget``, as the controller sets it
-    (``policies.tick.allocation_request``): a tier that lists its namespace or its
-    ``namespace/name`` wins; else the autoscaler's own ``spec.priority`` if set; else
-    the tiers' labels or the budget's ``defaultPriority``."""
-    meta = pa.metadata
-    key = pa.key
-    tiered = any(
-        meta.namespace in t.namespaces or key in t.workloads for t in budget.priority_tiers
-    )
-    if tiered or not pa.spec.priority:
-        return budget.priority_of(meta.namespace, meta.name, dict(meta.labels))
-    return pa.spec.priority
+    (``policies.tick.workload_priority``)."""
+    return workload_priority(budget, pa)
 
 
 def tier_names(budget: CostBudget | None) -> dict[int, str]:
@@ -366,11 +359,6 @@ def replica_price(requests: Mapping[str, str], budget: CostBudget | None, node_p
 
 
 def environment_of(pa: PredictiveAutoscaler, budgets: Sequence[Budget]) -> str | None:
-    """The CostBudget ``pa`` is charged to, as the controller picks it: its
-    ``budgetRef`` if that budget exists, else the first whose selector matches."""
-    if pa.spec.budget_ref:
-        return pa.spec.budget_ref if any(b.name == pa.spec.budget_ref for b in budgets) else None
-    for b in budgets:
-        if b.spec.selector.matches(pa.metadata.namespace, dict(pa.metadata.labels)):
-            return b.name
-    return None
+    """The CostBudget ``pa`` is charged to, as the controller picks it
+    (``policies.tick.environment_of``); None when no budget covers it."""
+    return tick_environment(pa, budgets) or None

@@ -14,7 +14,7 @@ emulated cluster. Only the world differs from ``autoscaler run``:
 
 It is a top-level function so that it pickles by reference into worker processes.
 
-Callers: ``autoscaler.cli.simulate``, ``autoscaler.cli.budget`` (the frontier), the
+Callers: ``autoscaler.cli.simulate``, ``autoscaler.cli.frontier``, the
 parity test, benchmarks.
 """
 

@@ -57,7 +57,14 @@ from models.common import unix_seconds
 from models.errors import AutoscalerError
 from policies.ledger import LedgerState, month_key
 from policies.objects import Budget, PredictiveAutoscaler, TargetInfo
-from policies.tick import NO_BUDGET, EnvironmentResult, Observation, TickPlan, plan_tick
+from policies.tick import (
+    NO_BUDGET,
+    EnvironmentResult,
+    Observation,
+    TickPlan,
+    environment_of,
+    plan_tick,
+)
 
 LOG = logging.getLogger("autoscaler.controller")
 
@@ -368,16 +375,7 @@ class Controller:
         return assignments
 
     def _environment(self, pa: PredictiveAutoscaler) -> str:
-        if pa.spec.budget_ref:
-            return (
-                pa.spec.budget_ref
-                if any(b.name == pa.spec.budget_ref for b in self._budgets)
-                else NO_BUDGET
-            )
-        for budget in self._budgets:
-            if budget.spec.selector.matches(pa.metadata.namespace, dict(pa.metadata.labels)):
-                return budget.name
-        return NO_BUDGET
+        return environment_of(pa, self._budgets)
 
     def _targets(self, errors: list[str]) -> dict[str, TargetInfo | None]:
         out: dict[str, TargetInfo | None] = {}
