@@ -44,7 +44,6 @@ from policies.prices import Prices, replica_hourly_price
 from policies.tick import environment_of as tick_environment
 from policies.tick import workload_priority
 from simulations import scoring
-from simulations.clock import SimClock
 from simulations.engine import Demand, Timeline, initial_replicas, p99_latency
 from simulations.hpa import HorizontalController, replicas_from_external
 from simulations.pods import PodSet
@@ -54,8 +53,8 @@ from simulations.world import (
     Outage,
     SimCluster,
     SimTarget,
-    SimWorld,
-    TraceSource,
+    observed_step,
+    world_for,
 )
 
 
@@ -134,21 +133,21 @@ def replay_fleet(
 ) -> FleetRun:
     """Replay ``demand`` (the whole trace) through every workload and one controller."""
     members = fleet.members
-    clock = SimClock(demand.start)
     targets = {m.target_key: SimTarget(dict(m.requests)) for m in members}
     cluster = SimCluster([m.autoscaler for m in members], list(fleet.budgets), targets)
     scale = {m.target_key: m.share for m in members if m.share != 1.0}
-    source = TraceSource(demand.observed, clock, [m.target_key for m in members], outages, scale)
-    step = _observed_step(demand)
-    world = SimWorld(
-        clock=clock,
-        source=source,
-        cluster=cluster,
-        step_seconds=step,
-        step_offset_seconds=float(demand.start % step),
-        tick_seconds=demand.tick_seconds,
-        refit_seconds=refit_seconds,
+    step = observed_step(demand.observed, demand.step_seconds)
+    world = world_for(
+        demand.observed,
+        demand.start,
+        demand.tick_seconds,
+        step,
+        cluster,
+        outages,
+        scale,
+        refit_seconds,
     )
+    clock = world.clock
     ctl = controller(world)
     n = len(demand)
     times = demand.times
@@ -232,14 +231,6 @@ def replay_fleet(
             extra["budget_clamped"] = clamped[j]
         timelines[m.key] = Timeline(name, times, rates[j], replicas[j], ready[j], alive[j], extra)
     return FleetRun(timelines, spend, hourly)
-
-
-def _observed_step(demand: Demand) -> float:
-    """The observation step: the observed series' spacing (as ``predictive`` reads it)."""
-    idx = demand.observed.index
-    if len(idx) >= 2:
-        return float((idx[1] - idx[0]).total_seconds())
-    return float(demand.step_seconds)
 
 
 # ----------------------------------------------------------------------------- scores

@@ -268,3 +268,37 @@ class SimWorld:
 
 #: Builds the controller for a world (``autoscaler.cli.simworld.controller_for``).
 ControllerFactory = Callable[[SimWorld], SimController]
+
+
+def world_for(
+    observed: pd.Series,
+    start: float,
+    tick_seconds: float,
+    step_seconds: float,
+    cluster: SimCluster,
+    outages: Sequence[Outage] = (),
+    scale: Mapping[tuple[str, str], float] | None = None,
+    refit_seconds: float | None = None,
+) -> SimWorld:
+    """The world for a replay of ``observed`` from ``start``: a fresh clock, the trace
+    source answering every target of ``cluster`` (times its ``scale``), and a query
+    grid on the trace's own rows."""
+    clock = SimClock(start)
+    source = TraceSource(observed, clock, list(cluster.targets), outages, scale)
+    return SimWorld(
+        clock=clock,
+        source=source,
+        cluster=cluster,
+        step_seconds=step_seconds,
+        step_offset_seconds=float(start % step_seconds),
+        tick_seconds=tick_seconds,
+        refit_seconds=refit_seconds,
+    )
+
+
+def observed_step(observed: pd.Series, default: float) -> float:
+    """The spacing of the observed samples (the trace's step, or ``observe_seconds``)."""
+    idx = observed.index
+    if len(idx) >= 2:
+        return float((idx[1] - idx[0]).total_seconds())
+    return float(default)

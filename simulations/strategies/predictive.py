@@ -35,12 +35,11 @@ from policies.objects import (
     PredictiveAutoscalerSpec,
     TargetRef,
 )
-from simulations.clock import SimClock
 from simulations.engine import TickContext, Timeline, run_ticks
 from simulations.hpa import HorizontalController, replicas_from_external
 from simulations.strategies.base import RunContext
 from simulations.workloads import Workload
-from simulations.world import SimCluster, SimTarget, SimWorld, TraceSource
+from simulations.world import SimCluster, SimTarget, observed_step, world_for
 
 #: the namespace of objects the simulator makes from a scenario.
 SIM_NAMESPACE = "sim"
@@ -92,13 +91,6 @@ def scenario_budget(budget: BudgetRequest, start: float) -> Budget | None:
     return Budget(SIM_NAMESPACE, spec, {}, status)
 
 
-def _observed_step(ctx: RunContext) -> float:
-    idx = ctx.demand.observed.index
-    if len(idx) >= 2:
-        return float((idx[1] - idx[0]).total_seconds())
-    return float(ctx.demand.step_seconds)
-
-
 @dataclass
 class Predictive:
     """Ours: the controller, run against the trace through the emulated HPA."""
@@ -127,20 +119,19 @@ class Predictive:
             req = w.resources.requests
             requests = {"cpu": req.cpu, "memory": req.memory}
         key = (pa.metadata.namespace, pa.spec.target_ref.name)
-        clock = SimClock(d.start)
         target = SimTarget(requests)
         cluster = SimCluster([pa], budgets, {key: target})
-        source = TraceSource(d.observed, clock, [key], ctx.outages)
-        step = _observed_step(ctx)
-        world = SimWorld(
-            clock=clock,
-            source=source,
-            cluster=cluster,
-            step_seconds=step,
-            step_offset_seconds=float(d.start % step),
-            tick_seconds=d.tick_seconds,
+        step = observed_step(d.observed, d.step_seconds)
+        world = world_for(
+            d.observed,
+            d.start,
+            d.tick_seconds,
+            step,
+            cluster,
+            ctx.outages,
             refit_seconds=self.settings.refit_seconds,
         )
+        clock = world.clock
         controller = ctx.controller(world)
         hpa = HorizontalController(w.min_replicas, w.max_replicas)
         n = len(d)
