@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from autoscaler.cli.common import json_safe
 from models import units
 from models.backtest import (
     SIMPLE_BASELINES,
@@ -192,7 +192,7 @@ def backtest(
         "model": model,
     }
     if as_json:
-        doc = _finite({**meta, "models": report})
+        doc = json_safe({**meta, "models": report})
         typer.echo(json.dumps(doc, indent=2, allow_nan=False, default=str))
         return
     title = (
@@ -219,17 +219,6 @@ def _steps(text: str, flag: str, trace: Trace) -> int:
             f"use a multiple of {trace.step_seconds:g} s",
         )
     return int(round(k))
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN: undefined figures (a ratio to a zero baseline) become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 def register(app: typer.Typer) -> None:

@@ -22,7 +22,8 @@ from typing import Annotated, Any
 
 import typer
 
-from autoscaler.cli.forecast import _headers, _iso, parse_end
+from autoscaler.cli.common import json_safe, prometheus_flags
+from autoscaler.cli.forecast import _iso, parse_end
 from autoscaler.sources.cluster_metrics import (
     Calibration,
     ClusterQueries,
@@ -65,17 +66,6 @@ def report(cal: Calibration, window_s: float) -> dict[str, Any]:
         "notes": cap.notes + ([] if st is None else st.notes),
         "queries": cal.queries,
     }
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or Infinity: an undefined figure (an interval bound) is null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _num(v: float, digits: int = 3) -> str:
@@ -261,20 +251,17 @@ def register(app: typer.Typer) -> None:
             pod_selector=pods_selector,
             pod_selector_range=pods_selector_range,
         )
-        extra: dict[str, Any] = {
-            "timeout_seconds": parse_duration(timeout, "--timeout"),
-            "headers": _headers(header or []),
-            "tls": {"ca_file": ca_file, "insecure_skip_verify": insecure_skip_verify},
-            # Calibration takes one series per query; a second one is a wrong query.
-            "multiple_series": "error",
-        }
-        if bearer_token_file is not None:
-            extra["bearer_token_file"] = bearer_token_file
-        if basic_auth_user is not None:
-            extra["basic_auth"] = {
-                "username": basic_auth_user,
-                "password_file": basic_auth_password_file,
-            }
+        extra = prometheus_flags(
+            timeout,
+            header,
+            ca_file,
+            insecure_skip_verify,
+            bearer_token_file,
+            basic_auth_user,
+            basic_auth_password_file,
+        )
+        # Calibration takes one series per query; a second one is a wrong query.
+        extra["multiple_series"] = "error"
         settings = load_prometheus_settings({"url": prometheus_url, **extra}, where="prometheus")
         with PrometheusSource(settings) as source:
             try:
@@ -300,6 +287,6 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"warning: {cal.startup_error}", err=True)
         doc = report(cal, window_s)
         if json_out:
-            typer.echo(json.dumps(_finite(doc), indent=2, allow_nan=False))
+            typer.echo(json.dumps(json_safe(doc), indent=2, allow_nan=False))
         else:
             typer.echo(text(doc, load_query))

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 import typer
 
+from autoscaler.cli.common import prometheus_flags
 from autoscaler.sources.base import has_data, is_stale
 from autoscaler.sources.prometheus import PrometheusSource, to_unix
 from autoscaler.sources.settings import load_prometheus_settings
@@ -173,18 +174,15 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Forecast the peak of one PromQL query over --horizon (is the query predictable?)."""
-        extra: dict[str, Any] = {
-            "timeout_seconds": parse_duration(timeout, "--timeout"),
-            "headers": _headers(header or []),
-            "tls": {"ca_file": ca_file, "insecure_skip_verify": insecure_skip_verify},
-        }
-        if bearer_token_file is not None:
-            extra["bearer_token_file"] = bearer_token_file
-        if basic_auth_user is not None:
-            extra["basic_auth"] = {
-                "username": basic_auth_user,
-                "password_file": basic_auth_password_file,
-            }
+        extra = prometheus_flags(
+            timeout,
+            header,
+            ca_file,
+            insecure_skip_verify,
+            bearer_token_file,
+            basic_auth_user,
+            basic_auth_password_file,
+        )
         out = run_forecast(
             url=prometheus_url,
             query=query,
@@ -203,13 +201,3 @@ def register(app: typer.Typer) -> None:
                 err=True,
             )
         typer.echo(json.dumps(out, indent=2) if json_out else _text(out))
-
-
-def _headers(items: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition(":")
-        if not sep or not name.strip():
-            raise InputError("--header", f"{item!r} is not 'Name: value'", "e.g. X-Org: a")
-        out[name.strip()] = value.strip()
-    return out
