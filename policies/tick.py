@@ -38,6 +38,7 @@ Callers: ``autoscaler.controller`` (and through it the simulator), tests.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -104,6 +105,8 @@ class LoopState:
     #: input series behind a complete sum (the most seen since the last legitimate
     #: change), and since when fewer are behind a fallen sum (partial data).
     series_baseline: float | None = None
+    #: (stamp, value) of the complete sums of the last ``PARTIAL_LOOKBACK_SECONDS``.
+    recent_complete: deque[tuple[float, float]] = field(default_factory=deque)
     partial_since: float | None = None
     partial_reason: str = ""
     #: since when the load has been far below the forecast made before it fell, and
@@ -232,6 +235,11 @@ def newest_value(series: pd.Series | None) -> float | None:
 #: least this share of the series lost (half: 2 of 4 pods gone and the sum halved is
 #: partial; 6 of 12 pods scaled in and the sum unchanged is not).
 PARTIAL_SHARE = 0.5
+#: the fall is measured from the highest complete sum of this many seconds before: a
+#: ``rate()`` over a pod that stopped being scraped fades out over its window (up to
+#: Prometheus's 5-minute lookback) before its series vanishes, so the sum has already
+#: been falling when the count drops.
+PARTIAL_LOOKBACK_SECONDS = 300.0
 
 
 def cut_partial(
@@ -259,26 +267,31 @@ def cut_partial(
     c_new = np.asarray(counts, dtype=float)[pos]
     values = new.to_numpy(dtype=float)
     base = w.series_baseline
-    ref = w.state.current_rate
+    recent = w.recent_complete
     for i in range(len(values)):
-        c, v = float(c_new[i]), float(values[i])
+        c, v, s = float(c_new[i]), float(values[i]), float(stamps[i])
         if not np.isfinite(c) or not np.isfinite(v):
             continue
+        while recent and recent[0][0] < s - PARTIAL_LOOKBACK_SECONDS:
+            recent.popleft()
         if base is None or c >= base:
             base = c
-            ref = v
+            recent.append((s, v))
             w.partial_since = None
             continue
+        ref = max((x for _, x in recent), default=None)
         fell = ref is not None and v < ref * (1.0 - PARTIAL_SHARE * (1.0 - c / base))
         if not fell:
             base = c  # fewer series, same load: pods scaled in
-            ref = v
+            recent.clear()
+            recent.append((s, v))
             continue
         if w.partial_since is None:
-            w.partial_since = float(stamps[i])
+            w.partial_since = s
         if now - w.partial_since >= confirm:
             base = c  # it lasted: the lower count is the new normal
-            ref = v
+            recent.clear()
+            recent.append((s, v))
             w.partial_since = None
             continue
         w.series_baseline = base

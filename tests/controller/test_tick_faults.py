@@ -213,3 +213,17 @@ def test_a_budget_clamp_stops_the_price_of_a_miss_from_adapting() -> None:
     # Every tick is a miss (100/s against 3 x 10 x 0.85), yet the price never rose.
     known = [p for p in prices if p is not None]
     assert known and max(known) <= known[0] + 1e-12
+
+
+def test_a_sum_that_fades_before_the_series_vanish_is_still_partial() -> None:
+    """rate() over a pod no longer scraped fades over its window before the series
+    goes: the sum is already down to ~60 % when the count drops from 4 to 2 (seen with a
+    real Prometheus at a 15-s step). Measured against the last value alone, 50 after 60
+    would look like a scale-in; against the highest complete sum of the last 5 minutes
+    it is partial."""
+    w = _state(_pa(confirm=180.0))
+    calm = [(100.0, 4.0)] * 30
+    fading = [(90.6, 4.0), (75.0, 4.0), (59.4, 4.0)]
+    decisions = _run(w, calm + fading + [(50.0, 2.0)] * 2, running=12)
+    after = decisions[(len(calm) + len(fading)) * 4 :]
+    assert all(d.fallback and "partial data" in d.reason for d in after), after[0].reason
