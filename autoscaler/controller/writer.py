@@ -118,6 +118,10 @@ class Writer:
                     self.log, "kube_error", f"{r.key}: {err}", logging.WARNING, workload=r.key
                 )
         for env in envs:
+            if env.error:
+                # Without the ledger the spend is unknown: writing the status would
+                # overwrite the spend a new leader seeds its ledger from with $0.
+                continue
             if not self.may_write():
                 break
             try:
@@ -128,22 +132,13 @@ class Writer:
 
 def budget_status_of(env: EnvironmentResult, now: float) -> CostBudgetStatus:
     """The CostBudget status for one environment's tick."""
-    if env.error:
-        condition = Condition(
-            type="OverBudget",
-            status="Unknown",
-            reason="LedgerUnavailable",
-            message=env.error[:1000],
-            last_transition_time=rfc3339(now),
-        )
-    else:
-        condition = Condition(
-            type="OverBudget",
-            status="True" if env.clamped or env.infeasible else "False",
-            reason="Clamped" if env.clamped else "WithinBudget",
-            message="; ".join(env.alerts)[:1000],
-            last_transition_time=rfc3339(now),
-        )
+    condition = Condition(
+        type="OverBudget",
+        status="True" if env.clamped or env.infeasible else "False",
+        reason="Clamped" if env.clamped else "WithinBudget",
+        message="; ".join(env.alerts)[:1000],
+        last_transition_time=rfc3339(now),
+    )
     return CostBudgetStatus(
         spend_dollars=round(env.spend, 6),
         projection_dollars=round(env.projection, 6),

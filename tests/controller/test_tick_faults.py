@@ -184,6 +184,8 @@ def test_a_corrupt_ledger_stops_only_the_cost_guard(tmp_path: Path, content: str
     assert value == 1.0
     assert ledger.read_text() == content  # never overwritten with a fresh (zero) ledger
     assert any("ledger unreadable" in e for e in report.errors)
+    # Nor the CostBudget's spend, which a new leader would seed its ledger from.
+    assert "prod" not in cluster.budget_statuses
 
 
 def test_a_budget_clamp_stops_the_price_of_a_miss_from_adapting() -> None:
