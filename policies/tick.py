@@ -317,8 +317,11 @@ def hold_sudden_drop(w: LoopState, now: float, base: Decision, confirm: float) -
     if confirm <= 0 or ref is None or ref.forecast is None or y is None or base.fallback:
         w.drop_since = w.drop_reference = None
         return base
-    median = ref.forecast.quantile(0.5)
-    upper = ref.forecast.quantile(w.spec.risk_quantile)
+    median = ref.forecast.quantiles.get(0.5)
+    upper = ref.forecast.quantiles.get(w.spec.risk_quantile)
+    if median is None or upper is None:  # the spec's quantile changed since: no reference
+        w.drop_since = w.drop_reference = None
+        return base
     floor = median - 2.0 * max(upper - median, 0.0)
     if not (y < floor and y < 0.75 * median):
         w.drop_since = w.drop_reference = None
