@@ -136,6 +136,14 @@ class KnobOverrides(KubeModel):
     refit_seconds: float | None = Field(
         default=None, gt=0, description="Seconds between forecaster refits (controller default)."
     )
+    learn_capacity: bool | None = Field(
+        default=None,
+        description=(
+            "Simulate a PredictiveAutoscaler without capacityPerReplica and"
+            " leadTimeSeconds: the controller learns both from the emulated pods' CPU and"
+            " start-up (the workload needs a cpu model)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _ranges(self) -> KnobOverrides:
@@ -150,7 +158,9 @@ class KnobOverrides(KubeModel):
     def tuning(self) -> dict[str, Any]:
         """The tuning knobs that are set, by field name."""
         return {
-            k: v for k, v in self.model_dump(exclude={"refit_seconds"}).items() if v is not None
+            k: v
+            for k, v in self.model_dump(exclude={"refit_seconds", "learn_capacity"}).items()
+            if v is not None
         }
 
 
