@@ -9,9 +9,16 @@ do not rename them. Callers: ``autoscaler.controller`` (every tick),
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+if TYPE_CHECKING:
+    from autoscaler.controller.learning import KnobInUse
+
 _WL = ("namespace", "workload")
+#: where a capacity or lead time in use came from (``autoscaler.controller.learning``).
+_SOURCES = ("spec", "learnt", "default", "none")
 _ENV = ("environment",)
 
 
@@ -74,6 +81,32 @@ class ControllerMetrics:
         )
         self.fallback_active = Gauge(
             "autoscaler_fallback_active", "1 while load data is missing.", _WL, registry=r
+        )
+        #: ``source``: spec (set by the user) or learnt (calibrated by the controller);
+        #: absent while a capacity is neither (the workload holds its replicas).
+        self.capacity_per_replica = Gauge(
+            "autoscaler_capacity_per_replica",
+            "Load per second one replica serves at 100 % of its CPU request, in use.",
+            (*_WL, "source"),
+            registry=r,
+        )
+        self.capacity_per_replica_low = Gauge(
+            "autoscaler_capacity_per_replica_low",
+            "Lower bound of a learnt capacity's interval (95 % by default).",
+            (*_WL, "source"),
+            registry=r,
+        )
+        self.capacity_per_replica_high = Gauge(
+            "autoscaler_capacity_per_replica_high",
+            "Upper bound of a learnt capacity's interval (95 % by default).",
+            (*_WL, "source"),
+            registry=r,
+        )
+        self.lead_time_seconds = Gauge(
+            "autoscaler_lead_time_seconds",
+            "Seconds from a decision to ready capacity, in use (source: spec, learnt, default).",
+            (*_WL, "source"),
+            registry=r,
         )
         self.budget_spend = Gauge(
             "autoscaler_budget_spend_dollars",
@@ -144,6 +177,36 @@ class ControllerMetrics:
                 gauge.remove(namespace, workload)
             except KeyError:
                 pass
+
+        self._forget_knobs(namespace, workload)
+
+    def _forget_knobs(self, namespace: str, workload: str) -> None:
+        for gauge in (
+            self.capacity_per_replica,
+            self.capacity_per_replica_low,
+            self.capacity_per_replica_high,
+            self.lead_time_seconds,
+        ):
+            for source in _SOURCES:
+                try:
+                    gauge.remove(namespace, workload, source)
+                except KeyError:
+                    pass
+
+    def export_knobs(
+        self, namespace: str, workload: str, capacity: KnobInUse, lead: KnobInUse
+    ) -> None:
+        """The capacity and lead time in use, labelled with where they came from (called
+        when they change, not every tick)."""
+        self._forget_knobs(namespace, workload)
+        if capacity.value is not None:
+            labels = (namespace, workload, capacity.source)
+            self.capacity_per_replica.labels(*labels).set(capacity.value)
+            if capacity.low is not None and capacity.high is not None:
+                self.capacity_per_replica_low.labels(*labels).set(capacity.low)
+                self.capacity_per_replica_high.labels(*labels).set(capacity.high)
+        if lead.value is not None:
+            self.lead_time_seconds.labels(namespace, workload, lead.source).set(lead.value)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         """Start the exposition HTTP server on a daemon thread."""

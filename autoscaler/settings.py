@@ -69,6 +69,25 @@ class LoopSettings(BaseModel):
     manage_hpas: bool = True
 
 
+class LearningSettings(BaseModel):
+    """Calibrating what a PredictiveAutoscaler omits (capacity per replica, lead time)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key must fail, not vanish
+
+    #: Seconds between calibrations of a workload that learnt its values. An hour
+    #: follows a release that moves the capacity within the hour, and costs five small
+    #: queries per workload per hour.
+    interval_seconds: float = Field(default=3600.0, gt=0)
+    #: Seconds between attempts while nothing could be learnt (too little data yet).
+    retry_seconds: float = Field(default=600.0, gt=0)
+    #: Seconds of CPU and load history each calibration fits (the change-point search
+    #: keeps only the part after the last change). 6 h = the first tick's backfill.
+    window_seconds: float = Field(default=21_600.0, gt=0)
+    #: At most this many calibrations per tick, so that 1,000 new workloads spread
+    #: their queries over several ticks instead of stalling one.
+    max_per_tick: int = Field(default=4, ge=1)
+
+
 class LedgerSettings(BaseModel):
     """Where the spend ledger (money spent this month per environment) is kept."""
 
@@ -122,6 +141,7 @@ class ControllerSettings(BaseSettings):
     leader: LeaderSettings = Field(default_factory=LeaderSettings)
     api: ApiSettings = Field(default_factory=_dev_api)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    learning: LearningSettings = Field(default_factory=LearningSettings)
     shadow: ShadowSettings = Field(default_factory=ShadowSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
 

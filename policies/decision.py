@@ -39,8 +39,10 @@ class ScalingSpec:
     namespace: str
     name: str
     # The knobs: meanings, ranges and defaults are ``policies.knobs`` (one definition).
-    #: load units per second that one replica serves at 100 % CPU.
-    capacity_per_replica: float
+    #: load units per second that one replica serves at 100 % CPU; None while it is
+    #: not known (omitted from the spec and not learnt yet): ``decide`` then holds the
+    #: replicas running and says why (``capacity_note``).
+    capacity_per_replica: float | None
     target_utilization: float = DEFAULTS["target_utilization"]
     min_replicas: int = DEFAULTS["min_replicas"]
     max_replicas: int = DEFAULTS["max_replicas"]
@@ -65,6 +67,8 @@ class ScalingSpec:
     refit_seconds: float = 3600.0
     #: history kept for the forecaster (seconds); two weeks holds a weekly season twice.
     history_seconds: float = 14 * 86400.0
+    #: why the capacity is not known yet (the controller's learning says; "" = no note).
+    capacity_note: str = ""
 
     @property
     def key(self) -> str:
@@ -187,6 +191,8 @@ def _append(state: WorkloadState, new: pd.Series, now: float, keep_seconds: floa
 
 def replicas_for(load: float, spec: ScalingSpec) -> int:
     """Replicas needed to serve ``load`` at the spec's target utilisation."""
+    if spec.capacity_per_replica is None:
+        return 0  # unknown capacity: callers never go below what runs on this
     per_replica = spec.capacity_per_replica * spec.target_utilization
     if load <= 0 or per_replica <= 0:
         return 0
@@ -233,7 +239,8 @@ def _adapt_price(
         return
     if state.clamped_at is not None and now - state.clamped_at <= spec.lead_seconds:
         return
-    miss = 1.0 if y_now > ready * spec.capacity_per_replica * spec.target_utilization else 0.0
+    capacity = spec.capacity_per_replica or 0.0
+    miss = 1.0 if y_now > ready * capacity * spec.target_utilization else 0.0
     log_price = state.log_price + spec.adapt_rate * (miss - spec.risk_target)
     if state.width > 0.0:
         # Between covering the median and MAX_TAIL_WIDTHS tail widths above it: a long
@@ -319,6 +326,8 @@ def decide(
         )
         state.last = decision
         return decision
+    if spec.capacity_per_replica is None:
+        return _hold_unknown_capacity(now, spec, state, current_replicas)
     step = state.step
     due = state.fitted_at is None or now - state.fitted_at >= spec.refit_seconds
     if state.forecaster is None or due:
@@ -385,6 +394,39 @@ def decide(
         replicas=replicas,
         binding_constraint=constraint,  # type: ignore[arg-type]
         reason=reason,
+    )
+    state.last = decision
+    return decision
+
+
+def _hold_unknown_capacity(
+    now: float, spec: ScalingSpec, state: WorkloadState, current_replicas: int
+) -> Decision:
+    """No capacity per replica (omitted and not learnt yet): hold what runs.
+
+    Without a capacity no load converts into replicas, so nothing is forecast and
+    nothing scales down; the history keeps growing, and the forecaster is fitted on all
+    of it once the capacity is known.
+    """
+    state.pending.clear()
+    state.cache.clear()
+    state.forecaster = None
+    state.fitted_at = None
+    desired = max(current_replicas, spec.min_replicas)
+    replicas = min(desired, spec.max_replicas)
+    note = spec.capacity_note or "no calibration yet"
+    decision = Decision(
+        workload=spec.key,
+        time=now,
+        current_replicas=current_replicas,
+        forecast=None,
+        desired_replicas=desired,
+        replicas=replicas,
+        binding_constraint="max" if replicas < desired else "none",
+        reason=(
+            f"capacity not learnt yet: {note}; holding the {current_replicas} replicas"
+            " running (no capacity never scales down)"
+        ),
     )
     state.last = decision
     return decision

@@ -35,8 +35,14 @@ class KubeModel(BaseModel):
         return self.model_dump(by_alias=True, mode="json")
 
 
-class TuningKnobs(KubeModel):
-    """The knobs that have a sound default (everything but the capacity)."""
+_LEAD_DOC = "Seconds from a decision to ready capacity: pod start-up + one HPA sync."
+
+#: the lead time used while a learnt one is pending (and the simulator's default).
+DEFAULT_LEAD_SECONDS = 105.0
+
+
+class _SharedKnobs(KubeModel):
+    """The knobs both the CRD and the overrides define the same way."""
 
     target_utilization: float = Field(
         default=0.85,
@@ -68,22 +74,37 @@ class TuningKnobs(KubeModel):
             " to hold it; 0.005 = 0.5 %."
         ),
     )
-    lead_time_seconds: float = Field(
-        default=105.0,
+
+
+class TuningKnobs(_SharedKnobs):
+    """The knobs that have a sound default (everything but the capacity)."""
+
+    lead_time_seconds: float = Field(default=DEFAULT_LEAD_SECONDS, gt=0, description=_LEAD_DOC)
+
+
+class ScalingKnobs(_SharedKnobs):
+    """Every knob of one workload's scaling, as the CRD has them: the capacity and the
+    lead time may be omitted, and the controller then learns them from the cluster's
+    metrics (``autoscaler.controller.learning``)."""
+
+    lead_time_seconds: float | None = Field(
+        default=None,
         gt=0,
-        description="Seconds from a decision to ready capacity: pod start-up + one HPA sync.",
+        allow_inf_nan=False,
+        description=(
+            _LEAD_DOC + " Omitted: learnt from the pods' start-up (p90 + one sync);"
+            f" {DEFAULT_LEAD_SECONDS:g} s until learnt."
+        ),
     )
-
-
-class ScalingKnobs(TuningKnobs):
-    """Every knob of one workload's scaling."""
-
-    capacity_per_replica: float = Field(
+    capacity_per_replica: float | None = Field(
+        default=None,
         gt=0,
         allow_inf_nan=False,
         description=(
             "Load units per second one replica serves at 100 % of its CPU request"
-            " (autoscaler calibrate learns it from the cluster's metrics)."
+            " (autoscaler calibrate learns it from the cluster's metrics). Omitted: the"
+            " controller learns it (hourly, from CPU usage against load) and holds the"
+            " current replicas until it has."
         ),
     )
     min_replicas: int = Field(default=1, ge=0, description="Lower bound on replicas.")
@@ -115,6 +136,14 @@ class KnobOverrides(KubeModel):
     refit_seconds: float | None = Field(
         default=None, gt=0, description="Seconds between forecaster refits (controller default)."
     )
+    learn_capacity: bool | None = Field(
+        default=None,
+        description=(
+            "Simulate a PredictiveAutoscaler without capacityPerReplica and"
+            " leadTimeSeconds: the controller learns both from the emulated pods' CPU and"
+            " start-up (the workload needs a cpu model)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _ranges(self) -> KnobOverrides:
@@ -129,17 +158,22 @@ class KnobOverrides(KubeModel):
     def tuning(self) -> dict[str, Any]:
         """The tuning knobs that are set, by field name."""
         return {
-            k: v for k, v in self.model_dump(exclude={"refit_seconds"}).items() if v is not None
+            k: v
+            for k, v in self.model_dump(exclude={"refit_seconds", "learn_capacity"}).items()
+            if v is not None
         }
 
 
 def knob_defaults() -> dict[str, Any]:
-    """Every knob's default, by field name (``capacity_per_replica`` has none)."""
-    return {
+    """Every knob's default, by field name (``capacity_per_replica`` has none; the lead
+    time's is the one used until a learnt one is known)."""
+    out = {
         name: info.default
         for name, info in ScalingKnobs.model_fields.items()
-        if not info.is_required()
+        if not info.is_required() and info.default is not None
     }
+    out.update({name: info.default for name, info in TuningKnobs.model_fields.items()})
+    return out
 
 
 #: the defaults, for code that cannot inherit the model (``ScalingSpec``).

@@ -139,6 +139,27 @@ class Condition(KubeModel):
     )
 
 
+class ValueInUse(KubeModel):
+    """A value the controller decides with, and where it came from."""
+
+    value: float = Field(default=0.0, description="The value in use (0 while there is none).")
+    source: Literal["spec", "learnt", "default", "none"] = Field(
+        default="none",
+        description=(
+            "spec: set by the user; learnt: calibrated by the controller from the"
+            " cluster's metrics; default: neither yet (lead time only); none: not known"
+            " yet (capacity only: the workload holds its replicas)."
+        ),
+    )
+    low: float | None = Field(
+        default=None, description="Lower bound of a learnt value's interval (95 %)."
+    )
+    high: float | None = Field(
+        default=None, description="Upper bound of a learnt value's interval (95 %)."
+    )
+    detail: str = Field(default="", description="How it was learnt, or why not yet.")
+
+
 class PredictiveAutoscalerStatus(KubeModel):
     """``status`` of a PredictiveAutoscaler: the last decision and its forecast."""
 
@@ -164,6 +185,12 @@ class PredictiveAutoscalerStatus(KubeModel):
     fallback_active: bool = Field(default=False, description="True while data is missing.")
     budget_ceiling: int = Field(
         default=0, description="Replicas the budget allows (the owned HPA's maxReplicas)."
+    )
+    capacity_per_replica: ValueInUse | None = Field(
+        default=None, description="The capacity per replica in use and where it came from."
+    )
+    lead_time_seconds: ValueInUse | None = Field(
+        default=None, description="The lead time in use and where it came from."
     )
     conditions: list[Condition] = Field(default_factory=list, description="Ready, Fallback.")
 

@@ -479,10 +479,11 @@ def allocation_request(
         d = decisions[key]
         priority = workload_priority(spec, w.pa)
         forecast = None
-        if d.forecast is not None and not d.fallback:
+        capacity = w.spec.capacity_per_replica
+        if d.forecast is not None and not d.fallback and capacity is not None:
             q = w.spec.risk_quantile
             forecast = ForecastRequest(
-                capacity_per_replica=w.spec.capacity_per_replica * w.spec.target_utilization,
+                capacity_per_replica=capacity * w.spec.target_utilization,
                 quantiles={str(k): float(v) for k, v in d.forecast.quantiles.items()}
                 or {str(q): d.forecast.quantile(q)},
             )

@@ -45,6 +45,9 @@ class PodSet:
         self.newest_created = float("-inf")
         #: bumped on every change of the pod set or of a pod's readiness (cache key).
         self.version = 0
+        #: every pod created, when a caller asks for it (kube-state-metrics' created and
+        #: Ready times in a simulation that learns the lead time); None: not kept.
+        self.created_log: list[Pod] | None = None
 
     @property
     def alive(self) -> int:
@@ -59,7 +62,10 @@ class PodSet:
         self._serial += 1
         self.version += 1
         self.newest_created = max(self.newest_created, now)
-        return Pod(f"{self._name}-{self._serial}", now, now + startup)
+        pod = Pod(f"{self._name}-{self._serial}", now, now + startup)
+        if self.created_log is not None:
+            self.created_log.append(pod)
+        return pod
 
     def seed_ready(self, n: int, now: float) -> None:
         """Start with ``n`` pods that are already Ready (the state before the replay)."""

@@ -121,6 +121,21 @@ class LatencyModel(BaseModel):
     slo_p99_seconds: Annotated[float, Field(gt=0.0)] = 0.5
 
 
+class CpuModel(BaseModel):
+    """CPU per pod, for the cAdvisor series the controller's calibration reads.
+
+    A pod burns ``idle_millicores`` while it exists plus ``millicores_per_rps`` for each
+    request per second it serves, with multiplicative lognormal noise (``noise``,
+    seeded): ``capacity_rps`` should then be ``(request - idle) / per_rps`` (checked).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    idle_millicores: Annotated[float, Field(ge=0.0)]
+    millicores_per_rps: Annotated[float, Field(gt=0.0)]
+    noise: Annotated[float, Field(ge=0.0, le=1.0)] = 0.05
+    seed: int = 0
+
+
 class Workload(BaseModel):
     """One workload the simulator scales."""
 
@@ -134,6 +149,8 @@ class Workload(BaseModel):
     min_replicas: Annotated[int, Field(ge=1)] = 1
     max_replicas: Annotated[int, Field(ge=1)] = 100
     latency: LatencyModel = LatencyModel()
+    #: CPU per pod (optional): lets the controller learn the capacity in simulation.
+    cpu: CpuModel | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Workload:
@@ -142,6 +159,15 @@ class Workload(BaseModel):
         req, lim = self.resources.requests, self.resources.limits
         if parse_cpu_milli(lim.cpu, "limits.cpu") < parse_cpu_milli(req.cpu, "requests.cpu"):
             raise ValueError("limits.cpu is below requests.cpu")
+        if self.cpu is not None:
+            request = parse_cpu_milli(req.cpu, "requests.cpu")
+            implied = (request - self.cpu.idle_millicores) / self.cpu.millicores_per_rps
+            if not math.isclose(implied, self.capacity_rps, rel_tol=0.01):
+                raise ValueError(
+                    f"cpu: (request {request}m - idle {self.cpu.idle_millicores:g}m) /"
+                    f" {self.cpu.millicores_per_rps:g}m per rps = {implied:.4g} rps, not"
+                    f" capacity_rps {self.capacity_rps:g}"
+                )
         return self
 
     @property

@@ -151,6 +151,131 @@ class TraceSource:
         return out
 
 
+class PodMetricsSource(TraceSource):
+    """``TraceSource`` plus the cAdvisor and kube-state-metrics series of the emulated
+    pods, for the controller's calibration (``calibrate_workload``'s queries).
+
+    The simulator records, each tick, the demand and the pods alive and Ready
+    (``record``); a pod burns ``idle`` cores while alive plus ``per_load`` cores per unit
+    of load it serves (the demand, shared by the Ready pods, up to their CPU limit),
+    times seeded lognormal noise. Queries are told apart by the metric they name:
+    ``container_cpu_usage_seconds_total`` (``count(...)``: pods, else: cores),
+    ``kube_pod_container_resource_requests`` (the request), ``kube_pod_created`` and
+    ``kube_pod_status_ready_time`` (per pod, from ``pods``' creation log); anything
+    else is the load trace. A grid point ``g`` holds the mean over the ticks in
+    ``[g, g + step)``: the trace's own convention (a row is the rate from its stamp on).
+    """
+
+    def __init__(
+        self,
+        observed: pd.Series,
+        clock: SimClock,
+        keys: Sequence[tuple[str, str]],
+        *,
+        ticks: int,
+        idle_cores: float,
+        cores_per_load: float,
+        request_cores: float,
+        limit_cores: float,
+        noise: float,
+        seed: int,
+        outages: Sequence[Outage] = (),
+    ) -> None:
+        super().__init__(observed, clock, keys, outages)
+        self.idle_cores = idle_cores
+        self.cores_per_load = cores_per_load
+        self.request_cores = request_cores
+        self.limit_cores = limit_cores
+        self._times = np.full(ticks, np.nan)
+        self._alive = np.zeros(ticks)
+        self._cores = np.zeros(ticks)
+        self._noise = np.exp(noise * np.random.default_rng(seed).standard_normal(ticks))
+        self._n = 0
+        #: the pods ever created (``PodSet.created_log``), set by the simulator.
+        self.pods: list[Any] = []
+
+    def record(self, i: int, now: float, demand: float, alive: int, ready: int) -> None:
+        """One tick's pods and load (a few array stores: the per-tick path)."""
+        served = min(demand, ready * (self.limit_cores - self.idle_cores) / self.cores_per_load)
+        self._times[i] = now
+        self._alive[i] = alive
+        self._cores[i] = (self.idle_cores * alive + self.cores_per_load * served) * self._noise[i]
+        self._n = i + 1
+
+    def _means(self, start: float, end: float, step: float) -> tuple[pd.DatetimeIndex, Any]:
+        end = min(float(end), self.clock.now())
+        n = max(int(math.floor((end - start) / step + 1e-9)) + 1, 0)
+        grid = start + step * np.arange(n, dtype=float)
+        times = self._times[: self._n]
+        lo = np.searchsorted(times, grid, side="left")
+        hi = np.searchsorted(times, grid + step, side="left")
+        counts = hi - lo
+        csum_alive = np.concatenate([[0.0], np.cumsum(self._alive[: self._n])])
+        csum_cores = np.concatenate([[0.0], np.cumsum(self._cores[: self._n])])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            alive = (csum_alive[hi] - csum_alive[lo]) / counts
+            cores = (csum_cores[hi] - csum_cores[lo]) / counts
+        alive = np.where((counts > 0) & (alive > 0), alive, np.nan)
+        cores = np.where(np.isfinite(alive), cores, np.nan)
+        index = pd.DatetimeIndex(pd.to_datetime(grid, unit="s", utc=True))
+        return index, (alive, cores)
+
+    def history(self, query: str, start: Any, end: Any, step: float) -> pd.Series:
+        if "container_cpu_usage_seconds_total" in query:
+            self._check()
+            self.requests_sent += 1
+            index, (alive, cores) = self._means(_seconds(start), _seconds(end), float(step))
+            values = alive if query.lstrip().startswith("count") else cores
+            return pd.Series(values, index=index, dtype=float)
+        if "kube_pod_container_resource_requests" in query:
+            self._check()
+            self.requests_sent += 1
+            index, (alive, _cores) = self._means(_seconds(start), _seconds(end), float(step))
+            values = np.where(np.isfinite(alive), self.request_cores, np.nan)
+            return pd.Series(values, index=index, dtype=float)
+        return super().history(query, start, end, step)
+
+    def history_by(
+        self,
+        query: str,
+        start: Any,
+        end: Any,
+        step: float,
+        by: Sequence[str] = ("namespace", "workload"),
+    ) -> dict[tuple[str, ...], pd.Series]:
+        created = "kube_pod_created" in query
+        if not created and "kube_pod_status_ready_time" not in query:
+            return super().history_by(query, start, end, step, by)
+        self._check()
+        self.requests_sent += 1
+        at = min(_seconds(end), self.clock.now())
+        window = _range_seconds(query)
+        index = pd.DatetimeIndex(pd.to_datetime([at], unit="s", utc=True))
+        out: dict[tuple[str, ...], pd.Series] = {}
+        for pod in self.pods:
+            if pod.created < at - window or pod.created > at:
+                continue
+            if created:
+                value = pod.created
+            elif pod.ready and pod.ready_at <= at:
+                value = pod.ready_at
+            else:
+                continue
+            out[(pod.name,)] = pd.Series([float(value)], index=index, dtype=float)
+        return out
+
+
+def _range_seconds(query: str) -> float:
+    """The first ``[...]`` range of a query in seconds (the calibration's window)."""
+    from models.units import parse_duration
+
+    start = query.find("[")
+    stop = query.find("]", start)
+    if start < 0 or stop < 0:
+        return math.inf
+    return float(parse_duration(query[start + 1 : stop], "query range"))
+
+
 def _seconds(t: Any) -> float:
     if isinstance(t, int | float):
         return float(t)
@@ -234,6 +359,8 @@ class WorkloadTick:
     ceiling: int
     budget_clamped: bool
     fallback: bool
+    #: the capacity per replica the decision used (NaN while it is not known).
+    capacity: float = math.nan
 
 
 @dataclass(frozen=True)

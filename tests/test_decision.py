@@ -37,6 +37,29 @@ def test_no_history_holds_current_replicas() -> None:
     assert d.fallback and d.replicas == 7 and d.forecast is None
 
 
+def test_unknown_capacity_holds_current_and_keeps_the_history() -> None:
+    """No capacity (omitted, not learnt yet): hold what runs, say why, never scale
+    down; the samples still go into the history, and once a capacity is known the
+    decision follows the load."""
+    from dataclasses import replace
+
+    unknown = replace(SPEC, capacity_per_replica=None, capacity_note="only 12 steps")
+    state = WorkloadState()
+    y = _series([10.0] * 120)  # needs 1 replica at 20/s: far fewer than the 9 running
+    now = y.index[-1].timestamp()
+    d = decide(now, unknown, state, y, current_replicas=9)
+    assert (d.replicas, d.desired_replicas, d.binding_constraint) == (9, 9, "none")
+    assert not d.fallback and d.forecast is None
+    assert d.reason.startswith("capacity not learnt yet: only 12 steps; holding the 9")
+    assert len(state.history) == 120 and state.forecaster is None
+    assert replicas_for(100.0, unknown) == 0
+    # Below minReplicas it still rises to the minimum.
+    assert decide(now, unknown, WorkloadState(), y, current_replicas=0).replicas == 2
+    # Known from the next tick on: the same state decides on its history.
+    d = decide(now + 15, SPEC, state, pd.Series(dtype=float), current_replicas=9)
+    assert d.replicas == 2 and d.forecast is not None and "20/s per replica" in d.reason
+
+
 def test_min_and_max_bind_with_reasons() -> None:
     y = _series([1.0] * 120)
     now = y.index[-1].timestamp()

@@ -22,6 +22,7 @@ import yaml
 from autoscaler.kube.cluster import TARGET_PLURALS, sum_requests
 from models.errors import InputError, yaml_problem
 from policies.budget import CostBudget, parse_model
+from policies.knobs import DEFAULT_LEAD_SECONDS
 from policies.objects import CB_KIND, PA_KIND, Budget, PredictiveAutoscaler
 from policies.quantity import parse_quantity
 from simulations.strategies.base import UserObjects
@@ -172,9 +173,17 @@ def _user_workload(
     cpu_limit = max(limits.get("cpu", cpu_request), cpu_request)
     mem_limit = max(limits.get("memory", Decimal(requests["memory"])), Decimal(requests["memory"]))
     s = pa.spec
+    if s.capacity_per_replica is None:
+        raise InputError(
+            f"{path}: {PA_KIND} {pa.key}",
+            "it has no capacityPerReplica, and the simulator needs the true capacity to"
+            " emulate its pods",
+            "set spec.capacityPerReplica in the file (the controller learns it in a cluster)",
+        )
     if startup_seconds is None:
         # The autoscaler's own statement: lead time = pod start-up + one HPA sync.
-        startup_seconds = max(0.0, s.lead_time_seconds - tick_seconds)
+        lead = s.lead_time_seconds if s.lead_time_seconds is not None else DEFAULT_LEAD_SECONDS
+        startup_seconds = max(0.0, lead - tick_seconds)
     workload = workload_from_dict(
         {
             "name": pa.metadata.name,

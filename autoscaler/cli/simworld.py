@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from autoscaler.controller import Controller
+from autoscaler.controller.learning import KnobInUse
 from autoscaler.metrics import ControllerMetrics
 from autoscaler.settings import LoopSettings, ShadowSettings, load_settings
 from autoscaler.sources.settings import PrometheusSettings
@@ -82,6 +83,7 @@ class SimulatedController:
                 ceiling=r.ceiling,
                 budget_clamped=r.decision.binding_constraint == "budget",
                 fallback=r.decision.fallback,
+                capacity=_capacity(r.capacity),
             )
             for r in report.workloads
         }
@@ -129,3 +131,7 @@ def controller_for(world: SimWorld) -> SimController:
         log=SIM_LOG,
     )
     return SimulatedController(controller)
+
+
+def _capacity(knob: KnobInUse | None) -> float:
+    return knob.value if knob is not None and knob.value is not None else math.nan

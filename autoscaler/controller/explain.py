@@ -5,6 +5,7 @@ Callers: ``autoscaler.controller.loop`` (``Controller.explain``), ``autoscaler.c
 
 from __future__ import annotations
 
+from autoscaler.controller.learning import KnobInUse
 from autoscaler.controller.results import WorkloadResult
 from autoscaler.kube.hpa import METRIC_NAME
 from policies.tick import EnvironmentResult
@@ -28,6 +29,10 @@ def explain_text(r: WorkloadResult, envs: tuple[EnvironmentResult, ...] = ()) ->
         lines.append("  forecast:   none (no load history)")
     if r.observed_load is not None:
         lines.append(f"  observed:   {r.observed_load:.4g}/s (newest sample)")
+    if r.capacity is not None:
+        lines.append(f"  capacity:   {knob_text(r.capacity, '/s per replica')}")
+    if r.lead_time is not None:
+        lines.append(f"  lead time:  {knob_text(r.lead_time, 's')}")
     lines.append(f"  binding:    {d.binding_constraint}" + ("  [FALLBACK]" if d.fallback else ""))
     lines.append(f"  why:        {d.reason}")
     env = next((e for e in envs if r.key in e.clamped or e.budget == r.environment), None)
@@ -47,3 +52,22 @@ def explain_text(r: WorkloadResult, envs: tuple[EnvironmentResult, ...] = ()) ->
     if r.data_error:
         lines.append(f"  data error: {r.data_error}")
     return "\n".join(lines)
+
+
+def knob_text(knob: KnobInUse, unit: str) -> str:
+    """``12.5/s per replica (learnt, 95 % interval [11.9, 13.1]; ...)``."""
+    if knob.value is None:
+        return f"not known yet ({knob.detail})" if knob.detail else "not known yet"
+    text = f"{knob.value:.4g}{unit} ({_SOURCE_WORDS.get(knob.source, knob.source)}"
+    if knob.low is not None and knob.high is not None:
+        text += f", interval [{knob.low:.4g}, {knob.high:.4g}]"
+    if knob.detail:
+        text += f"; {knob.detail}"
+    return text + ")"
+
+
+_SOURCE_WORDS = {
+    "spec": "set by the user",
+    "learnt": "learnt",
+    "default": "default, not learnt yet",
+}

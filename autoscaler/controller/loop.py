@@ -42,6 +42,13 @@ import pandas as pd
 from autoscaler.clock import Clock
 from autoscaler.controller.explain import explain_text
 from autoscaler.controller.history import History
+from autoscaler.controller.learning import (
+    Learner,
+    Learnt,
+    capacity_in_use,
+    lead_in_use,
+    needs_learning,
+)
 from autoscaler.controller.results import ReconcileReport, WorkloadResult
 from autoscaler.controller.shadow import ShadowRecorder
 from autoscaler.controller.workload import Workload, scaling_spec
@@ -55,6 +62,7 @@ from autoscaler.sources.base import MetricSource
 from autoscaler.store import MetricValue
 from models.common import unix_seconds
 from models.errors import AutoscalerError
+from policies.decision import ScalingSpec
 from policies.ledger import LedgerState, month_key
 from policies.objects import Budget, PredictiveAutoscaler, TargetInfo
 from policies.tick import (
@@ -148,6 +156,16 @@ class Controller:
         self.is_leader = is_leader
         self.dry_run = dry_run
         self.history = History(settings, source, log)
+        learning = settings.learning
+        self.learner = Learner(
+            source,
+            interval_seconds=learning.interval_seconds,
+            retry_seconds=learning.retry_seconds,
+            window_seconds=learning.window_seconds,
+            step_seconds=settings.prometheus.step_seconds,
+            max_per_tick=learning.max_per_tick,
+            log=log,
+        )
         # Through a lambda: ``autoscaler run`` swaps ``is_leader`` for the elector's.
         self.writer = Writer(settings, cluster, lambda: self.is_leader(), dry_run, log)
         self.shadow = ShadowRecorder(settings.shadow.path, settings.shadow.max_bytes)
@@ -218,6 +236,10 @@ class Controller:
         )
         self.last_plan = plan
         results = [self._result(key, w, plan) for key, w in self.workloads.items()]
+        # After the decision (what is learnt applies from the next tick), and not on a
+        # tick that fetched cold: a first fetch is enough work for one tick.
+        if not self.history.fetched_cold:
+            self._learn(now)
         self._log_events(plan)
         self._publish(now, results)
         if leader:  # one writer for the shared file; followers would duplicate records
@@ -284,7 +306,9 @@ class Controller:
             budget_reason=p.budget_reason,
             data_error=p.data_error,
             lead_seconds=w.spec.lead_seconds,
-            per_replica=w.spec.capacity_per_replica * w.spec.target_utilization,
+            per_replica=(w.spec.capacity_per_replica or 0.0) * w.spec.target_utilization,
+            capacity=w.capacity_use,
+            lead_time=w.lead_use,
         )
         w.result = result
         if forecast is not None and not decision.fallback and result.forecast_load is not None:
@@ -335,7 +359,6 @@ class Controller:
 
         Returns workload key -> environment (CostBudget name, or ``NO_BUDGET``).
         """
-        loop = self.settings.loop
         if (
             self._assigned is not None
             and self._assigned[0] is self._autoscalers
@@ -349,18 +372,18 @@ class Controller:
             w = self.workloads.get(key)
             if w is not None and w.pa is pa:
                 continue  # the very object of the last tick: nothing changed
-            spec = scaling_spec(
-                pa,
-                loop.refit_seconds,
-                loop.fallback_model,
-                self.settings.prometheus.backfill_seconds,
-            )
+            learnt: Learnt | None = None
+            if needs_learning(pa):
+                learnt = (w.learnt if w is not None else None) or Learnt()
+            spec = self._spec(pa, learnt)
             if w is None:
                 w = self.workloads[key] = Workload(pa=pa, spec=spec)
             else:
                 if spec.model != w.spec.model:
                     w.state.forecaster = None  # a different model: refit at once
                 w.pa, w.spec = pa, spec
+            w.learnt = learnt
+            self._knobs_in_use(w)
             w.metric_labels = metric_labels(pa)
         for key in [k for k in self.workloads if k not in seen]:
             gone = self.workloads.pop(key)
@@ -373,6 +396,51 @@ class Controller:
         assignments = {key: self._environment(w.pa) for key, w in self.workloads.items()}
         self._assigned = (self._autoscalers, self._budgets, assignments)
         return assignments
+
+    def _spec(self, pa: PredictiveAutoscaler, learnt: Learnt | None) -> ScalingSpec:
+        loop = self.settings.loop
+        return scaling_spec(
+            pa,
+            loop.refit_seconds,
+            loop.fallback_model,
+            self.settings.prometheus.backfill_seconds,
+            learnt,
+        )
+
+    def _knobs_in_use(self, w: Workload) -> None:
+        """Record (and export) the capacity and lead time the spec now uses."""
+        capacity, lead = capacity_in_use(w.pa, w.learnt), lead_in_use(w.pa, w.learnt)
+        if (capacity, lead) == (w.capacity_use, w.lead_use):
+            return
+        if self.metrics.enabled:
+            self.metrics.export_knobs(
+                w.pa.metadata.namespace, w.pa.spec.target_ref.name, capacity, lead
+            )
+        w.capacity_use, w.lead_use = capacity, lead
+
+    def _learn(self, now: float) -> None:
+        """Calibrate the workloads whose learning is due (at most ``max_per_tick``).
+
+        A workload is first calibrated right after the first tick that took load
+        history, then every ``learning.interval_seconds`` (``retry_seconds`` while the
+        capacity could not be learnt). A few float comparisons per workload otherwise.
+        """
+        left = self.settings.learning.max_per_tick
+        for w in self.workloads.values():
+            learnt = w.learnt
+            if learnt is None:
+                continue
+            if learnt.next_at is None:
+                if w.last_sample is None:
+                    continue  # no history yet: the first calibration waits for it
+            elif now < learnt.next_at:
+                continue
+            if left <= 0:
+                break
+            left -= 1
+            self.learner.calibrate(now, w.pa, w.state.history, learnt)
+            w.spec = self._spec(w.pa, learnt)
+            self._knobs_in_use(w)
 
     def _environment(self, pa: PredictiveAutoscaler) -> str:
         return environment_of(pa, self._budgets)

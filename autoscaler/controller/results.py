@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from autoscaler.controller.learning import KnobInUse
 from policies.decision import Decision
 from policies.tick import EnvironmentResult
 
@@ -42,6 +43,9 @@ class WorkloadResult:
     #: target utilisation (the shadow report needs both to score a decision).
     lead_seconds: float = 0.0
     per_replica: float = 0.0
+    #: the capacity per replica and lead time in use, and where they came from.
+    capacity: KnobInUse | None = None
+    lead_time: KnobInUse | None = None
 
 
 @dataclass(frozen=True)

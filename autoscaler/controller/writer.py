@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
+from autoscaler.controller.learning import KnobInUse
 from autoscaler.controller.results import WorkloadResult
 from autoscaler.controller.workload import Workload
 from autoscaler.kube.cluster import Cluster
@@ -25,6 +26,7 @@ from policies.objects import (
     Condition,
     CostBudgetStatus,
     PredictiveAutoscalerStatus,
+    ValueInUse,
 )
 from policies.tick import EnvironmentResult, TickEvent
 
@@ -104,6 +106,8 @@ class Writer:
                     r.ceiling,
                     r.current_replicas,
                     w.pa.metadata.generation,
+                    r.capacity,
+                    r.lead_time,
                 )
                 if (
                     w.status_written is None
@@ -170,6 +174,8 @@ def status_of(w: Workload, r: WorkloadResult, now: float) -> PredictiveAutoscale
         reason=d.reason[:1000],
         fallback_active=d.fallback,
         budget_ceiling=r.ceiling,
+        capacity_per_replica=_in_use(r.capacity),
+        lead_time_seconds=_in_use(r.lead_time),
         conditions=[
             Condition.model_construct(
                 type="Ready",
@@ -186,4 +192,16 @@ def status_of(w: Workload, r: WorkloadResult, now: float) -> PredictiveAutoscale
                 last_transition_time=stamp,
             ),
         ],
+    )
+
+
+def _in_use(knob: KnobInUse | None) -> ValueInUse | None:
+    if knob is None:
+        return None
+    return ValueInUse.model_construct(
+        value=round(knob.value, 6) if knob.value is not None else 0.0,
+        source=knob.source,
+        low=None if knob.low is None else round(knob.low, 6),
+        high=None if knob.high is None else round(knob.high, 6),
+        detail=knob.detail[:500],
     )

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
+import pandas as pd
 
 from models.errors import InputError
 from policies.budget import BudgetRequest, CostBudget, EnvironmentSelector
@@ -35,11 +36,19 @@ from policies.objects import (
     PredictiveAutoscalerSpec,
     TargetRef,
 )
+from simulations.clock import SimClock
 from simulations.engine import TickContext, Timeline, run_ticks
 from simulations.hpa import HorizontalController, replicas_from_external
 from simulations.strategies.base import RunContext
 from simulations.workloads import Workload
-from simulations.world import SimCluster, SimTarget, observed_step, world_for
+from simulations.world import (
+    PodMetricsSource,
+    SimCluster,
+    SimTarget,
+    SimWorld,
+    TraceSource,
+    observed_step,
+)
 
 #: the namespace of objects the simulator makes from a scenario.
 SIM_NAMESPACE = "sim"
@@ -62,9 +71,44 @@ def scenario_autoscaler(
         "lead_time_seconds": workload.startup.quantile(0.9) + tick_seconds,
         **settings.tuning(),
     }
+    if settings.learn_capacity:
+        # What users cannot know: the controller learns both (``learn_capacity``).
+        spec.pop("capacity_per_replica")
+        spec.pop("lead_time_seconds")
     return PredictiveAutoscaler(
         metadata=ObjectMeta(name=workload.name, namespace=SIM_NAMESPACE),
         spec=PredictiveAutoscalerSpec.model_validate(spec),
+    )
+
+
+def _pod_metrics(
+    w: Workload,
+    observed: pd.Series,
+    clock: SimClock,
+    key: tuple[str, str],
+    ticks: int,
+    ctx: RunContext,
+) -> PodMetricsSource:
+    """The source of a simulation that learns: the trace plus the pods' CPU."""
+    if w.cpu is None:
+        raise InputError(
+            f"workload {w.name}",
+            "the PredictiveAutoscaler leaves capacityPerReplica or leadTimeSeconds to be"
+            " learnt, but the workload has no cpu model to learn them from",
+            "give the workload a cpu: block (idle_millicores, millicores_per_rps)",
+        )
+    return PodMetricsSource(
+        observed,
+        clock,
+        [key],
+        ticks=ticks,
+        idle_cores=w.cpu.idle_millicores / 1000.0,
+        cores_per_load=w.cpu.millicores_per_rps / 1000.0,
+        request_cores=w.request_milli_cpu / 1000.0,
+        limit_cores=w.limit_milli_cpu / 1000.0,
+        noise=w.cpu.noise,
+        seed=w.cpu.seed,
+        outages=ctx.outages,
     )
 
 
@@ -121,17 +165,24 @@ class Predictive:
         key = (pa.metadata.namespace, pa.spec.target_ref.name)
         target = SimTarget(requests)
         cluster = SimCluster([pa], budgets, {key: target})
+        clock = SimClock(d.start)
+        learning = pa.spec.capacity_per_replica is None or pa.spec.lead_time_seconds is None
+        source = (
+            _pod_metrics(w, d.observed, clock, key, len(d), ctx)
+            if learning
+            else TraceSource(d.observed, clock, [key], ctx.outages)
+        )
+        pod_metrics = source if isinstance(source, PodMetricsSource) else None
         step = observed_step(d.observed, d.step_seconds)
-        world = world_for(
-            d.observed,
-            d.start,
-            d.tick_seconds,
-            step,
-            cluster,
-            ctx.outages,
+        world = SimWorld(
+            clock=clock,
+            source=source,
+            cluster=cluster,
+            step_seconds=step,
+            step_offset_seconds=float(d.start % step),
+            tick_seconds=d.tick_seconds,
             refit_seconds=self.settings.refit_seconds,
         )
-        clock = world.clock
         controller = ctx.controller(world)
         hpa = HorizontalController(w.min_replicas, w.max_replicas)
         n = len(d)
@@ -143,12 +194,17 @@ class Predictive:
         clamped = np.zeros(n, dtype=bool)
         spend = np.zeros(n, dtype=float)
         hourly = np.zeros(n, dtype=float)
+        capacity = np.full(n, np.nan)
         pa_key = pa.key
 
         def tick(t: TickContext) -> int:
             target.replicas = t.current_replicas
             target.ready = t.pods.ready_count
             target.alive = t.pods.alive
+            if pod_metrics is not None:
+                if t.pods.created_log is None:
+                    t.pods.created_log = pod_metrics.pods
+                pod_metrics.record(t.i, t.now, t.demand, t.pods.alive, t.pods.ready_count)
             workloads, envs = controller.tick()
             r = workloads[pa_key]
             cap = cluster.hpa_max.get(pa_key, w.max_replicas)
@@ -170,6 +226,7 @@ class Predictive:
             ceiling[i] = hpa.max_replicas
             fallback[i] = r.fallback
             clamped[i] = r.budget_clamped
+            capacity[i] = r.capacity
             if envs:
                 env = next(iter(envs.values()))
                 spend[i] = env.spend
@@ -183,6 +240,8 @@ class Predictive:
             "hpa_max_replicas": ceiling,
             "fallback": fallback,
         }
+        if learning:
+            extra["capacity_learnt"] = capacity
         if budgets:
             extra["budget_clamped"] = clamped
             extra["spend_dollars"] = spend

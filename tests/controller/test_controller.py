@@ -39,6 +39,9 @@ def pa_doc(namespace: str, name: str, target: str | None = None, **spec: Any) ->
         "targetRef": {"name": target or name},
         "query": QUERY,
         "capacityPerReplica": 0.5,
+        # Given, as the API server stored it under the CRD's old default (omitted, the
+        # controller would calibrate it: tests/controller/test_learning.py).
+        "leadTimeSeconds": 105,
         "forecaster": "last",
         "maxReplicas": 200,
         "fallback": {"holdSeconds": 120},

@@ -122,3 +122,34 @@ def test_min_above_max_is_an_input_error() -> None:
     bad = {**SAMPLE_PA, "spec": {**SAMPLE_PA["spec"], "minReplicas": 5, "maxReplicas": 2}}
     with pytest.raises(InputError, match="minReplicas"):
         PredictiveAutoscaler.parse(bad)
+
+
+def test_capacity_and_lead_time_may_be_omitted() -> None:
+    """Without the two fields the object is valid (the controller learns them); with
+    them given, they are what the decision path uses, as before."""
+    from autoscaler.controller.workload import scaling_spec
+    from policies.knobs import DEFAULT_LEAD_SECONDS
+
+    spec = {k: v for k, v in SAMPLE_PA["spec"].items() if k != "capacityPerReplica"}
+    bare = {**SAMPLE_PA, "spec": spec}
+    jsonschema.Draft4Validator(_pa_schema()).validate(bare)
+    assert "capacityPerReplica" not in _pa_schema()["properties"]["spec"]["required"]
+    pa = PredictiveAutoscaler.parse(bare)
+    assert pa.spec.capacity_per_replica is None and pa.spec.lead_time_seconds is None
+    unknown = scaling_spec(pa, 3600.0, "last")
+    assert unknown.capacity_per_replica is None
+    assert unknown.lead_seconds == DEFAULT_LEAD_SECONDS
+    assert unknown.capacity_note  # the decision's reason says why
+    # Given: used as they are, whatever a calibration might have learnt.
+    from autoscaler.controller.learning import Learnt
+
+    given = PredictiveAutoscaler.parse(
+        {**SAMPLE_PA, "spec": {**SAMPLE_PA["spec"], "leadTimeSeconds": 90}}
+    )
+    learnt = Learnt(capacity=7.0, low=6.0, high=8.0, lead_seconds=40.0)
+    for knowledge in (None, learnt):
+        s = scaling_spec(given, 3600.0, "last", learnt=knowledge)
+        assert (s.capacity_per_replica, s.lead_seconds, s.capacity_note) == (50.0, 90.0, "")
+    # The API server no longer fills a lead time in (an omitted one is learnt).
+    lead = _pa_schema()["properties"]["spec"]["properties"]["leadTimeSeconds"]
+    assert lead.get("default") is None

@@ -36,6 +36,10 @@ KNOWN_METRICS = {
     "autoscaler_clamps_total",
     "autoscaler_forecast_error_ratio",
     "autoscaler_fallback_active",
+    "autoscaler_capacity_per_replica",
+    "autoscaler_capacity_per_replica_low",
+    "autoscaler_capacity_per_replica_high",
+    "autoscaler_lead_time_seconds",
     "autoscaler_budget_spend_dollars",
     "autoscaler_budget_projection_dollars",
     "autoscaler_budget_monthly_limit_dollars",
@@ -53,6 +57,7 @@ KNOWN_METRICS = {
 REQUIRED_ALERTS = {
     "AutoscalerForecastErrorHigh",
     "AutoscalerFallbackActive",
+    "AutoscalerCapacityShifted",
     "AutoscalerBudget50PercentSpent",
     "AutoscalerBudget75PercentSpent",
     "AutoscalerBudget90PercentSpent",
@@ -126,6 +131,18 @@ def test_every_required_alert_exists_and_is_unit_tested() -> None:
             'autoscaler_api_request_duration_seconds_bucket{endpoint=~"list|discovery"}[5m]',
             "autoscaler_api_request_duration_seconds_bucket[5m]",
             id="latency-counts-scrapes",
+        ),
+        pytest.param(
+            "[6h])) - 1 > 0.25",
+            "[6h])) - 1 > 0.5",
+            id="capacity-shift-threshold",
+        ),
+        pytest.param(
+            'autoscaler_capacity_per_replica{source="learnt"}[6h])) / min by (namespace,'
+            ' workload) (min_over_time(autoscaler_capacity_per_replica{source="learnt"}',
+            "autoscaler_capacity_per_replica[6h])) / min by (namespace, workload)"
+            " (min_over_time(autoscaler_capacity_per_replica",
+            id="capacity-shift-learnt-only",
         ),
         pytest.param(
             "autoscaler:budget_spent:ratio >= 0.9",

@@ -153,3 +153,40 @@ def test_scenario_overrides_reach_the_decision_spec(tmp_path: Path) -> None:
         PredictiveConfig(risk_quantile=0.5)
     with pytest.raises(ValidationError):
         PredictiveConfig(risk_target=0.0)
+
+
+def test_predictive_learns_the_capacity_from_the_emulated_pods(tmp_path: Path) -> None:
+    """A PA without capacityPerReplica and leadTimeSeconds (``learn_capacity``): the
+    controller holds the replicas running until its calibration, through the world's
+    cAdvisor / kube-state-metrics answers, learns refinory-ai's true 20 req/s."""
+    from simulations.strategies.predictive import scenario_autoscaler
+    from simulations.workloads import load_workload
+
+    w = load_workload("refinory-ai")
+    assert w.cpu is not None and w.capacity_rps == 20.0
+    trace = load_trace(write_trace(tmp_path / "t.csv", noisy_daily(0.25, seed=5)))
+    demand = demand_from_rate(trace.rate_per_second, trace.step_seconds)
+    ctx = RunContext(demand, w, controller=controller_for)
+    settings = PredictiveSettings(forecaster="last", learn_capacity=True)
+    pa = scenario_autoscaler(w, settings, 15.0)
+    assert pa.spec.capacity_per_replica is None and pa.spec.lead_time_seconds is None
+    tl = Predictive(settings).run(ctx)
+    learnt = tl.extra["capacity_learnt"]
+    held = np.isnan(learnt)
+    assert held[0] and held.sum() < 3600 // 15  # learnt within the first hour
+    assert not held[-1] and np.all(np.isnan(learnt[: int(held.sum())]))
+    after = learnt[~held]
+    assert np.all(np.abs(after / 20.0 - 1) < 0.05), (after.min(), after.max())
+    # Until then the decision is the replicas running: never a scale-down.
+    prev = np.concatenate([[tl.replicas[0]], tl.replicas[:-1]])
+    desired = tl.extra["desired"]
+    assert np.array_equal(desired[held], np.maximum(prev[held], w.min_replicas))
+    # Given the truth instead, no column: the run is the one it always was.
+    given = Predictive(PredictiveSettings(forecaster="last")).run(ctx)
+    assert "capacity_learnt" not in given.extra
+
+
+def test_learning_needs_a_cpu_model(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, noisy_daily(0.05, seed=3))  # custom workload: no cpu model
+    with pytest.raises(InputError, match="no cpu model"):
+        Predictive(PredictiveSettings(learn_capacity=True)).run(ctx)
