@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint unit system-deps lock clean bench
+.PHONY: setup demo test lint unit system-deps lock clean bench figures
 
 setup: $(STAMP)
 
@@ -47,6 +47,12 @@ demo: setup
 
 bench: setup
 	$(BIN)/python benchmarks/forecast_leaderboard.py
+
+# Regenerate every page of docs/benchmarks/ and the index docs/benchmarks.md from the
+# current code (one run of each benchmark script; ~30 minutes on 2 shared cores).
+# FIGURES_ARGS narrows it, e.g. FIGURES_ARGS="--areas cost-guard".
+figures: setup
+	nice -n 10 $(BIN)/python benchmarks/figures.py $(FIGURES_ARGS)
 
 # Regenerate the lock file after changing dependencies in pyproject.toml.
 lock:

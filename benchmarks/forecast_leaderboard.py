@@ -1,12 +1,13 @@
 """Leaderboard: every registered forecaster on every bundled trace, at 2m and 10m.
 
 Runs the rolling-origin backtest (``models.backtest``) with the documented defaults
-(initial window a tenth of the trace, refit daily) and prints, per trace and horizon,
+(warm-up of one day from the series' start, refit daily) and prints, per trace and horizon,
 each model's MAE of the median, q0.9 pinball loss, its ratio to the best simple
 baseline, and coverage of q0.5/q0.9/q0.99. Not a test: it prints figures.
 
     .venv/bin/python benchmarks/forecast_leaderboard.py [--every 5] [--models a,b]
         [--horizons 120,600] [--traces nasa,wiki] [--json OUT.json] [--resample N]
+        [--trace-files A.csv B.csv] [--no-bundled]
 
 ``--resample N`` sums every N rows first (a count per interval stays a count): traces at
 a step the models were never looked at with, to check that nothing is tuned to the
@@ -20,6 +21,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -83,6 +85,9 @@ def main() -> None:
     ap.add_argument("--synthetic", action="store_true", help="add seeded synthetic series")
     ap.add_argument("--no-bundled", action="store_true", help="skip the bundled traces")
     ap.add_argument(
+        "--trace-files", nargs="*", default=[], help="also score these trace CSVs (any path)"
+    )
+    ap.add_argument(
         "--clairvoyant",
         type=_windows,
         default=[],
@@ -101,7 +106,8 @@ def main() -> None:
     out: dict[str, dict[str, object]] = {}
     started = time.perf_counter()
     series: dict[str, tuple[pd.Series, int]] = {}
-    for path in [] if args.no_bundled else bundled_traces():
+    given = [Path(p) for p in args.trace_files]
+    for path in ([] if args.no_bundled else bundled_traces()) + given:
         if keep and not any(k in path.name for k in keep):
             continue
         trace = load_trace(path)
