@@ -52,7 +52,7 @@ class LoopSettings(BaseModel):
     #: Seconds of older history fetched per tick until the backfill is complete (one
     #: query per tick). 3 h pages bring 14 days in 112 ticks (28 minutes at 15 s) and
     #: keep a page tick of 1,000 workloads inside one sync on a loaded 2-core machine
-    #: (docs/benchmarks/controller.md).
+    #: (measured 2026-11-27; docs/decisions.md keeps the figures).
     backfill_page_seconds: float = Field(default=10_800.0, gt=0)
     #: Seconds between unconditional re-writes of each owned HPA (between them, only a
     #: changed ceiling is written). 300 s repairs a hand-edited HPA within 5 minutes.
