@@ -344,6 +344,10 @@ class SimCluster:
     ) -> None:
         self.events.append((now, pa.key, reason, message))
 
+    def pod_startups(self, namespace: str, ref: TargetRef) -> list[tuple[float, float]]:
+        """None here: a simulation that learns reads start-ups from its pod metrics."""
+        return []
+
 
 @dataclass(frozen=True)
 class WorkloadTick:

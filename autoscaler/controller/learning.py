@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,9 +30,10 @@ import pandas as pd
 from autoscaler.logging import log_event
 from autoscaler.sources.base import MetricSource
 from autoscaler.sources.cluster_metrics import WorkloadRef, calibrate_workload
+from models.calibration import lead_time_seconds, startup_stats
 from models.errors import AutoscalerError, InputError
 from policies.knobs import DEFAULT_LEAD_SECONDS
-from policies.objects import PredictiveAutoscaler
+from policies.objects import PredictiveAutoscaler, TargetRef
 
 Source = Literal["spec", "learnt", "default", "none"]
 
@@ -135,7 +137,10 @@ class Learner:
         step_seconds: int,
         max_per_tick: int,
         log: logging.Logger,
+        pod_startups: Callable[[str, TargetRef], list[tuple[float, float]]] | None = None,
     ) -> None:
+        #: the start-up's fallback source: the target's pods' conditions (the cluster).
+        self.pod_startups = pod_startups
         self.source = source
         self.interval_seconds = interval_seconds
         self.retry_seconds = retry_seconds
@@ -190,6 +195,7 @@ class Learner:
                     learnt.lead_detail = f"start-up p90 {p90:.0f}s over {pods} pods + one sync"
                 else:
                     learnt.lead_detail = _why(cal.startup_error)
+                    self._lead_from_pods(pa, learnt)
         needs_capacity = pa.spec.capacity_per_replica is None
         done = ok or not needs_capacity
         learnt.next_at = now + (self.interval_seconds if done else self.retry_seconds)
@@ -217,6 +223,22 @@ class Learner:
                 workload=name,
             )
         return after != before
+
+    def _lead_from_pods(self, pa: PredictiveAutoscaler, learnt: Learnt) -> None:
+        """No start-up series in Prometheus: the pods' conditions from the API instead."""
+        if self.pod_startups is None:
+            return
+        try:
+            pairs = self.pod_startups(pa.metadata.namespace, pa.spec.target_ref)
+            stats = startup_stats(pairs, where="pod conditions")
+            learnt.lead_seconds = lead_time_seconds(stats.p90)
+        except AutoscalerError as err:
+            learnt.lead_detail += f"; pod conditions: {err}"
+            return
+        learnt.lead_detail = (
+            f"start-up p90 {stats.p90:.0f}s over {stats.pods} pods (from their Ready"
+            " conditions: kube-state-metrics has none) + one sync"
+        )
 
 
 def _why(err: InputError | None) -> str:

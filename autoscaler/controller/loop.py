@@ -165,6 +165,7 @@ class Controller:
             step_seconds=settings.prometheus.step_seconds,
             max_per_tick=learning.max_per_tick,
             log=log,
+            pod_startups=cluster.pod_startups,
         )
         # Through a lambda: ``autoscaler run`` swaps ``is_leader`` for the elector's.
         self.writer = Writer(settings, cluster, lambda: self.is_leader(), dry_run, log)

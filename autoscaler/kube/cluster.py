@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -77,6 +78,11 @@ class Cluster(Protocol):
         self, pa: PredictiveAutoscaler, reason: str, message: str, now: float, kind: EventType
     ) -> None: ...
 
+    def pod_startups(self, namespace: str, ref: TargetRef) -> list[tuple[float, float]]:
+        """(created, Ready) unix seconds of the target's Ready pods, from their conditions
+        (the start-up's fallback source where kube-state-metrics has no series)."""
+        ...
+
 
 def sum_requests(pod_spec: Mapping[str, Any]) -> dict[str, str]:
     """One replica's requests: the sum over its containers, as quantity strings.
@@ -108,6 +114,36 @@ def target_info(obj: Mapping[str, Any]) -> TargetInfo:
         ready=ready,
         node_pool=read_node_pool(pod_spec),
     )
+
+
+def _unix(stamp: object) -> float | None:
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def pod_startup_pairs(pods: Iterable[Mapping[str, Any]]) -> list[tuple[float, float]]:
+    """(created, Ready) of every pod whose Ready condition is True: its
+    ``creationTimestamp`` and the condition's ``lastTransitionTime``. (A pod that went
+    unready and back shows its last transition, not its start-up: a rare overestimate.)"""
+    out: list[tuple[float, float]] = []
+    for pod in pods:
+        created = _unix((pod.get("metadata") or {}).get("creationTimestamp"))
+        for c in (pod.get("status") or {}).get("conditions") or []:
+            if c.get("type") == "Ready" and c.get("status") == "True":
+                ready = _unix(c.get("lastTransitionTime"))
+                if created is not None and ready is not None:
+                    out.append((created, ready))
+    return out
+
+
+def match_labels(obj: Mapping[str, Any]) -> dict[str, str] | None:
+    """A target's ``spec.selector.matchLabels`` (None: none, or expressions only)."""
+    labels = (((obj.get("spec") or {}).get("selector")) or {}).get("matchLabels")
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else None
 
 
 def _budget(obj: Mapping[str, Any]) -> Budget:
@@ -190,6 +226,16 @@ class KubeCluster:
             return
         emit_event(self.client, pa, reason, message, now, kind)
 
+    def pod_startups(self, namespace: str, ref: TargetRef) -> list[tuple[float, float]]:
+        plural = TARGET_PLURALS.get(ref.kind, ref.kind.lower() + "s")
+        obj = self.client.get_or_none(path_for(ref.api_version, plural, namespace, ref.name))
+        labels = None if obj is None else match_labels(obj)
+        if not labels:
+            return []
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        pods = self.client.list(path_for("v1", "pods", namespace), {"labelSelector": selector})
+        return pod_startup_pairs(pods)
+
 
 @dataclass
 class StaticCluster:
@@ -202,12 +248,17 @@ class StaticCluster:
     statuses: dict[str, PredictiveAutoscalerStatus] = field(default_factory=dict)
     budget_statuses: dict[str, CostBudgetStatus] = field(default_factory=dict)
     events: list[tuple[str, str, str]] = field(default_factory=list)
+    #: Pod documents, and each target's ``matchLabels``, for ``pod_startups``.
+    pods: list[Mapping[str, Any]] = field(default_factory=list)
+    selectors: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def from_documents(cls, docs: Iterable[Mapping[str, Any]]) -> StaticCluster:
         pas: list[Mapping[str, Any]] = []
         budgets: list[Mapping[str, Any]] = []
         targets: dict[tuple[str, str], TargetInfo] = {}
+        pods: list[Mapping[str, Any]] = []
+        selectors: dict[tuple[str, str], dict[str, str]] = {}
         for doc in docs:
             if not doc:
                 continue
@@ -216,10 +267,37 @@ class StaticCluster:
                 pas.append(doc)
             elif kind == CB_KIND:
                 budgets.append(doc)
+            elif kind == "Pod":
+                pods.append(doc)
             elif kind in TARGET_PLURALS:
                 meta = doc.get("metadata") or {}
-                targets[(meta.get("namespace", "default"), meta.get("name", ""))] = target_info(doc)
-        return cls(parse_autoscalers(pas), parse_budgets(budgets), targets)
+                key = (meta.get("namespace", "default"), meta.get("name", ""))
+                targets[key] = target_info(doc)
+                labels = match_labels(doc)
+                if labels:
+                    selectors[key] = labels
+        return cls(
+            parse_autoscalers(pas),
+            parse_budgets(budgets),
+            targets,
+            pods=pods,
+            selectors=selectors,
+        )
+
+    def pod_startups(self, namespace: str, ref: TargetRef) -> list[tuple[float, float]]:
+        labels = self.selectors.get((namespace, ref.name))
+        if not labels:
+            return []
+        chosen = [
+            p
+            for p in self.pods
+            if ((p.get("metadata") or {}).get("namespace", "default")) == namespace
+            and all(
+                ((p.get("metadata") or {}).get("labels") or {}).get(k) == v
+                for k, v in labels.items()
+            )
+        ]
+        return pod_startup_pairs(chosen)
 
     @classmethod
     def from_files(cls, paths: Iterable[Path]) -> StaticCluster:

@@ -70,6 +70,10 @@ def synth(end: int) -> dict[str, Synth]:
         "young": synth_workload(
             seed=SEED + 1, end=end, days=20 / 1440, name="young", release_before_end_s=-1
         ),
+        # No kube_pod_status_ready_time at all: the start-up comes from pod conditions.
+        "noready": synth_workload(
+            seed=SEED + 2, end=end, days=0.5, name="noready", release_before_end_s=-1
+        ),
     }
 
 
@@ -80,7 +84,8 @@ def prom(
     require_prometheus()
     backfill: list[BackfillSeries] = []
     for name, s in synth.items():
-        backfill += _with_workload_label(cluster_series(s, NS, name), name)
+        series = cluster_series(s, NS, name, ready=name != "noready")
+        backfill += _with_workload_label(series, name)
     server = PrometheusServer.start(tmp_path_factory.mktemp("prom-learn"), backfill=backfill)
     try:
         yield server
@@ -230,3 +235,54 @@ def test_given_values_are_never_calibrated(
     labels = {"namespace": NS, "workload": "web", "source": "spec"}
     assert metrics.registry.get_sample_value("autoscaler_capacity_per_replica", labels) == 17.0
     assert cluster.statuses["shop/web"].capacity_per_replica.source == "spec"  # type: ignore[union-attr]
+
+
+def _rfc3339(t: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_without_ready_time_series_the_start_up_comes_from_pod_conditions(
+    prom: PrometheusServer, synth: dict[str, Synth], end: int, tmp_path: Path
+) -> None:
+    """kube-state-metrics without ``kube_pod_status_ready_time``: the lead time is
+    learnt from the target's pods' Ready conditions (creationTimestamp ->
+    lastTransitionTime), read through the cluster, as the issue asks."""
+    s = synth["noready"]
+    target = deployment(NS, "noready", 3)
+    target["spec"]["selector"] = {"matchLabels": {"app": "noready"}}
+    pods = [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": p.name,
+                "namespace": NS,
+                "labels": {"app": "noready"},
+                "creationTimestamp": _rfc3339(p.created),
+            },
+            "status": {
+                "conditions": [
+                    {"type": "Ready", "status": "True", "lastTransitionTime": _rfc3339(p.ready)}
+                ]
+            },
+        }
+        for p in s.pod_list
+        if p.ready <= end and p.deleted > end
+    ]
+    stranger = dict(pods[0], metadata={**pods[0]["metadata"], "labels": {"app": "other"}})
+    docs = [_pa("noready"), target, *pods, stranger]
+    ctl, cluster, clock, _metrics = _controller(prom, tmp_path, end + 30, docs)
+    for _ in range(3):
+        report = ctl.reconcile()
+        clock.sleep(15)
+    r = report.by_key()["shop/noready"]
+    lead = r.lead_time
+    ready_at = [(p.created, p.ready) for p in s.pod_list if p.ready <= end and p.deleted > end]
+    import numpy as np
+
+    p90 = float(np.quantile([b - a for a, b in ready_at], 0.9))
+    assert lead is not None and lead.source == "learnt", lead
+    assert lead.value == pytest.approx(p90 + 15, abs=2.0), (lead, p90)
+    assert "Ready" in ctl.explain("shop/noready"), ctl.explain("shop/noready")
