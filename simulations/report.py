@@ -228,6 +228,7 @@ def summary_text(scored: ScoredResult) -> str:
             f"{t}%: tauU {s.tau_u_pct:.2f}% ${s.cost_usd:.2f}" for t, s in scored.frontier.items()
         )
         lines.append(f"hpa-cpu frontier: {pts}")
+    lines += learnt_capacity_text(scored)
     return "\n".join(lines)
 
 
@@ -360,6 +361,55 @@ def _series_figure(scored: ScoredResult, title: str, ylabel: str, key: str) -> A
     return fig
 
 
+def learnt_capacity(scored: ScoredResult) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(times, learnt capacity) of every run whose controller learnt it (NaN while
+    it held the replicas for lack of one)."""
+    return {
+        name: (tl.times, np.asarray(tl.extra["capacity_learnt"], dtype=float))
+        for name, tl in scored.result.timelines.items()
+        if "capacity_learnt" in tl.extra
+    }
+
+
+def learnt_capacity_text(scored: ScoredResult) -> list[str]:
+    """One line per learning run: when it was first learnt, and where it ended, against
+    the workload's true capacity."""
+    truth = scored.result.prepared.workload.capacity_rps
+    lines = []
+    for name, (times, values) in learnt_capacity(scored).items():
+        known = np.flatnonzero(np.isfinite(values))
+        if not known.size:
+            lines.append(f"{name}: capacity never learnt (held the replicas running)")
+            continue
+        first = (times[known[0]] - times[0]) / 60.0
+        lines.append(
+            f"{name}: capacity learnt after {first:.0f} min; final {values[known[-1]]:.4g}/s,"
+            f" range {np.nanmin(values):.4g}-{np.nanmax(values):.4g}/s, against the true"
+            f" {truth:g}/s"
+        )
+    return lines
+
+
+def _learnt_figure(scored: ScoredResult) -> Any | None:
+    import matplotlib.pyplot as plt
+
+    runs = learnt_capacity(scored)
+    if not runs:
+        return None
+    fig, ax = plt.subplots(figsize=(12, 3.2))
+    for name, (times, values) in runs.items():
+        ax.plot(pd.to_datetime(times, unit="s", utc=True), values, lw=1.0, label=f"{name} (learnt)")
+    truth = scored.result.prepared.workload.capacity_rps
+    ax.axhline(truth, color="black", ls="--", lw=0.8, label=f"true {truth:g}/s")
+    ax.set_ylabel("load per replica at 100 % CPU")
+    ax.set_title(
+        "capacityPerReplica the controller learnt, against the truth", fontsize=10, loc="left"
+    )
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def _frontier_figure(scored: ScoredResult) -> Any:
     import matplotlib.pyplot as plt
 
@@ -483,6 +533,9 @@ def write_html(
         ("Cumulative cost", _png(_series_figure(scored, "cumulative cost", "$", "cost")))
     )
     figures.append(("Cost against under-provisioning", _png(_frontier_figure(scored))))
+    learnt = _learnt_figure(scored)
+    if learnt is not None:
+        figures.append(("Learnt capacity against the truth", _png(learnt)))
     beat = _beat_figure(scored)
     if beat is not None:
         if beat_png is not None:

@@ -184,6 +184,16 @@ def test_predictive_learns_the_capacity_from_the_emulated_pods(tmp_path: Path) -
     # Given the truth instead, no column: the run is the one it always was.
     given = Predictive(PredictiveSettings(forecaster="last")).run(ctx)
     assert "capacity_learnt" not in given.extra
+    # The report shows the learnt capacity over time against the truth.
+    from simulations.report import score, summary_text, write_html
+    from simulations.scenario import Prepared, Result, scenario_from_dict
+
+    sc = scenario_from_dict({"trace": str(tmp_path / "t.csv"), "workload": "refinory-ai"}, "t")
+    scored = score(Result(Prepared(sc, w, trace, demand), {"predictive": tl}))
+    text = summary_text(scored)
+    assert "predictive: capacity learnt after" in text and "against the true 20/s" in text
+    write_html(scored, tmp_path / "r.html")
+    assert "Learnt capacity against the truth" in (tmp_path / "r.html").read_text()
 
 
 def test_learning_needs_a_cpu_model(tmp_path: Path) -> None:
