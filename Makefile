@@ -51,7 +51,12 @@ bench: setup
 # Regenerate every page of docs/benchmarks/ and the index docs/benchmarks.md from the
 # current code (one run of each benchmark script; ~30 minutes on 2 shared cores).
 # FIGURES_ARGS narrows it, e.g. FIGURES_ARGS="--areas cost-guard".
-figures: setup
+# Regenerates every table in docs/benchmarks/ (~15 minutes on 2 cores). The API load
+# figures need Debian's wrk, installed here like the test tools.
+figures: setup system-deps
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } \
+	  || echo "WARNING: wrk not installed; the API load page cannot be regenerated"
 	nice -n 10 $(BIN)/python benchmarks/figures.py $(FIGURES_ARGS)
 
 # Regenerate the lock file after changing dependencies in pyproject.toml.
