@@ -29,7 +29,7 @@ HPA controller's five workers); latency percentiles are wrk's. Run:
 
     nice .venv/bin/python benchmarks/api_load.py
 
-Figures and the command go to docs/benchmarks/api.md.
+``make figures`` (``benchmarks/figures.py``) runs it and writes docs/benchmarks/api.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Benchmark of the HPA emulation and the M/M/c latency model (prints figures; not a test).
 
-Run: ``nice .venv/bin/python benchmarks/hpa_latency.py`` (about a minute on 2 shared cores).
+Run: ``nice .venv/bin/python benchmarks/hpa_latency.py`` (seconds to a minute on 2 shared cores);
+``make figures`` (``benchmarks/figures.py``) runs it and writes docs/benchmarks/hpa.md.
 
 1. ``simulations.latency.mmc_p99`` on 161,280 ticks (28 days of 15-s ticks) against a
    plain pure-Python per-tick loop (Erlang B recursion + scalar bisection of the same

@@ -10,7 +10,8 @@ trace as counters) into a throw-away Prometheus on loopback and times:
 * the start-up backfill of the whole window for all N workloads, without and with gzip
   (interleaved).
 
-Run: ``nice .venv/bin/python benchmarks/prometheus_source.py [--workloads 1000]``.
+Run: ``nice .venv/bin/python benchmarks/prometheus_source.py [--workloads 1000]``;
+``make figures`` (``benchmarks/figures.py``) runs it and writes docs/benchmarks/prometheus.md.
 Needs the Debian ``prometheus`` and ``promtool`` binaries.
 """
 

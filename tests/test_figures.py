@@ -1,10 +1,11 @@
 """``make figures`` cannot rot: ``benchmarks/figures.py`` in its quick mode, end to end.
 
 The driver runs the real benchmark scripts (forecast leaderboard, predictive vs the HPA,
-cost guard) in fresh processes on a tiny synthetic trace and writes its pages and index
-into a temporary folder; the test checks that each page names its command, the commit
-and the machine, and holds its table, and that the 1-minute step variant keeps the
-trace's volume. It takes ~30 s on 2 cores.
+cost guard; not the API load, Prometheus and HPA-latency ones, which quick mode skips
+with a note naming their command) in fresh processes on a tiny synthetic trace and
+writes its pages and index into a temporary folder; the test checks that each page
+names its command, the commit and the machine, and holds its table, and that the
+1-minute step variant keeps the trace's volume. It takes ~30 s on 2 cores.
 """
 
 from __future__ import annotations
@@ -52,7 +53,15 @@ def test_quick_figures_write_every_page(tmp_path: Path) -> None:
     written = figures.main(argv)
 
     names = {p.name for p in written}
-    assert names == {"forecasting.md", "simulator.md", "cost-guard.md", "controller.md"}
+    assert names == {
+        "forecasting.md",
+        "simulator.md",
+        "cost-guard.md",
+        "controller.md",
+        "api.md",
+        "prometheus.md",
+        "hpa.md",
+    }
     head = figures.commit().split()[0]
     tables = {
         "forecasting.md": "| tiny | ",
@@ -69,6 +78,15 @@ def test_quick_figures_write_every_page(tmp_path: Path) -> None:
         if path.name in tables:
             assert tables[path.name] in text, text
             assert "```\npython benchmarks/" in text  # the script behind the table
+    # The slow pages (wrk, a real Prometheus, the latency model) are not run in quick
+    # mode, but their pages still say so and name the command that would.
+    for name, cmd in (
+        ("api.md", "benchmarks/api_load.py"),
+        ("prometheus.md", "benchmarks/prometheus_source.py"),
+        ("hpa.md", "benchmarks/hpa_latency.py"),
+    ):
+        text = (out / name).read_text()
+        assert "## Not regenerated this run" in text and cmd in text, text
     forecasting = (out / "forecasting.md").read_text()
     assert "| tiny_2d_interp_1min | " in forecasting
     simulator = (out / "simulator.md").read_text()
