@@ -229,3 +229,49 @@ def test_a_sum_that_fades_before_the_series_vanish_is_still_partial() -> None:
     decisions = _run(w, calm + fading + [(50.0, 2.0)] * 2, running=12)
     after = decisions[(len(calm) + len(fading)) * 4 :]
     assert all(d.fallback and "partial data" in d.reason for d in after), after[0].reason
+
+
+def test_the_controller_status_metric_and_budget_report_project_the_same_month(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One month-end projection: what the controller's metric shows, what it writes into
+    the CostBudget status (``kubectl get costbudgets``) and what ``budget report
+    --ledger`` prints from the ledger the controller saved are one figure."""
+    import datetime as dt
+
+    from tests.policies.test_cli_budget import _budget_file, run
+
+    ledger = tmp_path / "ledger.json"
+    settings = load_settings(
+        None,
+        prometheus={"url": "http://127.0.0.1:1"},
+        ledger={"path": ledger},
+        shadow={"path": tmp_path / "shadow.jsonl"},
+    )
+    idx = pd.to_datetime(T0 - 3600 + STEP * np.arange(121), unit="s", utc=True)
+    load = pd.Series(np.full(121, 200.0), index=idx)
+    clock = SimClock(T0 - 3600 + 5)
+    source = TraceSource(load, clock, [("prod", "api"), ("dev", "web")])
+    docs = _docs()
+    docs[-1]["spec"]["monthlyLimit"] = 2000
+    cluster = StaticCluster.from_documents(docs)
+    metrics = ControllerMetrics()
+    ctl = Controller(
+        settings, source, cluster, DecisionStore(), clock, metrics, LedgerStore(ledger)
+    )
+    for _ in range(12):
+        report = ctl.reconcile()
+        clock.sleep(15)
+    (env,) = report.environments
+    metric = metrics.registry.get_sample_value(
+        "autoscaler_budget_projection_dollars", {"environment": "prod"}
+    )
+    status = cluster.budget_statuses["prod"]
+    assert metric == pytest.approx(env.projection)
+    assert status.projection_dollars == pytest.approx(env.projection, abs=1e-6)
+    now = dt.datetime.fromtimestamp(report.time, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    budget = _budget_file(tmp_path, 2000)
+    args = ["budget", "report", "--ledger", str(ledger), "--now", now, "--budget-file", str(budget)]
+    code, out, err = run(args, capsys, monkeypatch)
+    assert code == 0, err
+    assert f"projected month-end ${env.projection:.2f} (" in out, (env.projection, out)
