@@ -19,12 +19,11 @@ from typing import Any
 
 import yaml
 
-from autoscaler.kube.cluster import TARGET_PLURALS, sum_requests
+from autoscaler.kube.cluster import TARGET_PLURALS, sum_requests, sum_resources
 from models.errors import InputError, yaml_problem
 from policies.budget import CostBudget, parse_model
 from policies.knobs import DEFAULT_LEAD_SECONDS
 from policies.objects import CB_KIND, PA_KIND, Budget, PredictiveAutoscaler
-from policies.quantity import parse_quantity
 from simulations.strategies.base import UserObjects
 from simulations.workloads import Workload, workload_from_dict
 
@@ -54,15 +53,6 @@ def read_documents(paths: Sequence[Path]) -> list[tuple[str, Mapping[str, Any]]]
     if not docs:
         raise InputError("--objects", "no objects in the files given", "give YAML with objects")
     return docs
-
-
-def _limits(pod_spec: Mapping[str, Any], where: str) -> dict[str, Decimal]:
-    totals: dict[str, Decimal] = {}
-    for container in pod_spec.get("containers") or []:
-        limits = (container.get("resources") or {}).get("limits") or {}
-        for key, value in limits.items():
-            totals[key] = totals.get(key, Decimal(0)) + parse_quantity(value, f"{where}.{key}")
-    return totals
 
 
 def _read_objects(
@@ -168,7 +158,7 @@ def _user_workload(
             "its containers request no CPU or no memory, so a replica has no price",
             "set resources.requests.cpu and .memory on its containers",
         )
-    limits = _limits(pod_spec, f"{where}: limits")
+    limits = sum_resources(pod_spec, "limits", f"{where}: limits")
     cpu_request = Decimal(requests["cpu"])
     cpu_limit = max(limits.get("cpu", cpu_request), cpu_request)
     mem_limit = max(limits.get("memory", Decimal(requests["memory"])), Decimal(requests["memory"]))

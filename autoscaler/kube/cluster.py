@@ -20,6 +20,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -84,19 +85,29 @@ class Cluster(Protocol):
         ...
 
 
-def sum_requests(pod_spec: Mapping[str, Any]) -> dict[str, str]:
-    """One replica's requests: the sum over its containers, as quantity strings.
+def sum_resources(
+    pod_spec: Mapping[str, Any], kind: str = "requests", where: str = ""
+) -> dict[str, Decimal]:
+    """One replica's ``requests`` (or ``limits``): the sum over its containers.
 
     Init containers are ignored (they do not run alongside); a container without
-    requests adds nothing (the pod is then priced lower, and a warning says so).
+    them adds nothing.
     """
     from policies.quantity import parse_quantity
 
-    totals: dict[str, Any] = {}
+    totals: dict[str, Decimal] = {}
     for container in pod_spec.get("containers") or []:
-        for key, value in ((container.get("resources") or {}).get("requests") or {}).items():
-            totals[key] = totals.get(key, 0) + parse_quantity(value, f"requests.{key}")
-    return {k: format(v, "f") for k, v in totals.items()}
+        for key, value in ((container.get("resources") or {}).get(kind) or {}).items():
+            totals[key] = totals.get(key, Decimal(0)) + parse_quantity(
+                value, f"{where or kind}.{key}"
+            )
+    return totals
+
+
+def sum_requests(pod_spec: Mapping[str, Any]) -> dict[str, str]:
+    """One replica's requests as quantity strings (a container without requests adds
+    nothing: the pod is then priced lower, and a warning says so)."""
+    return {k: format(v, "f") for k, v in sum_resources(pod_spec).items()}
 
 
 def target_info(obj: Mapping[str, Any]) -> TargetInfo:
