@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
@@ -378,12 +378,24 @@ class AllocationRequest(_Wire):
 
     def prices_for(self, workload: WorkloadRequest) -> Prices:
         """Node pool beats the request's prices beats the defaults; then ``spot``."""
-        prices = self.prices or Prices()
-        if workload.node_pool:
-            prices = self.node_pools[workload.node_pool].apply(prices)
-        if workload.spot is not None and workload.spot != prices.spot:
-            prices = prices.model_copy(update={"spot": workload.spot})
-        return prices
+        return pool_prices(self.prices, self.node_pools, workload.node_pool, workload.spot)
+
+
+def pool_prices(
+    base: Prices | None,
+    node_pools: Mapping[str, PriceOverrides],
+    node_pool: str = "",
+    spot: bool | None = None,
+) -> Prices:
+    """The prices of one replica: ``base`` (default OpenCost's), then the node pool's
+    overrides, then ``spot`` when the workload's capacity type is known. The one rule the
+    cost guard and the budget frontier price with."""
+    prices = base or Prices()
+    if node_pool:
+        prices = node_pools[node_pool].apply(prices)
+    if spot is not None and spot != prices.spot:
+        prices = prices.model_copy(update={"spot": spot})
+    return prices
 
 
 class WorkloadAllocation(_Wire):

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.errors import InputError
-from policies.budget import CostBudget
+from policies.budget import CostBudget, pool_prices
 from policies.decision import HPA_TOLERANCE
 from policies.objects import Budget, PredictiveAutoscaler
 from policies.prices import Prices, replica_hourly_price
@@ -341,12 +341,11 @@ def tier_names(budget: CostBudget | None) -> dict[int, str]:
 def replica_price(requests: Mapping[str, str], budget: CostBudget | None, node_pool: str) -> float:
     """$ per hour of one replica at the budget's prices (its node pool's, if it lists
     the autoscaler's ``nodePool``), else at OpenCost's defaults."""
-    prices = Prices()
-    if budget is not None and budget.prices is not None:
-        prices = budget.prices.apply(prices)
-    if budget is not None and node_pool and node_pool in budget.node_pools:
-        prices = budget.node_pools[node_pool].apply(prices)
-    return replica_hourly_price(dict(requests), prices)
+    if budget is None:
+        return replica_hourly_price(dict(requests), Prices())
+    base = budget.prices.apply(Prices()) if budget.prices is not None else None
+    pool = node_pool if node_pool in budget.node_pools else ""
+    return replica_hourly_price(dict(requests), pool_prices(base, budget.node_pools, pool))
 
 
 def environment_of(pa: PredictiveAutoscaler, budgets: Sequence[Budget]) -> str | None:
