@@ -38,14 +38,13 @@ import numpy as np
 
 from models.errors import InputError
 from policies.budget import CostBudget, pool_prices
-from policies.decision import HPA_TOLERANCE
 from policies.objects import Budget, PredictiveAutoscaler
 from policies.prices import Prices, replica_hourly_price
 from policies.tick import environment_of as tick_environment
 from policies.tick import workload_priority
 from simulations import scoring
 from simulations.engine import Demand, Timeline, initial_replicas, p99_latency
-from simulations.hpa import HorizontalController, replicas_from_external
+from simulations.hpa import HorizontalController
 from simulations.pods import PodSet
 from simulations.workloads import Workload
 from simulations.world import (
@@ -54,6 +53,7 @@ from simulations.world import (
     SimCluster,
     SimTarget,
     observed_step,
+    owned_hpa_sync,
     world_for,
 )
 
@@ -179,28 +179,14 @@ def replay_fleet(
         clock.advance_to(now)
         for j, m in enumerate(members):
             pods[j].advance(now)
-            t = targets[m.target_key]
-            t.replicas = current[j]
-            t.ready = pods[j].ready_count
-            t.alive = pods[j].alive
+            targets[m.target_key].observe(current[j], pods[j])
         workloads, envs = ctl.tick()
         for j, m in enumerate(members):
             w = m.workload
             r = workloads[m.key]
             hpa = hpas[j]
             cap = cluster.hpa_max.get(m.key, w.max_replicas)
-            hpa.max_replicas = max(hpa.min_replicas, min(cap, w.max_replicas))
-            # Our metric as a real HPA consumes it: External, AverageValue target 1.
-            proposal = replicas_from_external(
-                current[j],
-                [round(r.served * 1000.0)],
-                "AverageValue",
-                1000,
-                HPA_TOLERANCE,
-                ready_pods=len(pods[j].ready),
-                status_replicas=pods[j].alive,
-            )
-            new = int(hpa.sync(now, current[j], [proposal]))
+            new = owned_hpa_sync(hpa, cap, w.max_replicas, r.served, current[j], pods[j], now)
             pods[j].scale_to(new, now)
             current[j] = new
             replicas[j, i] = new

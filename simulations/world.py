@@ -32,8 +32,11 @@ import pandas as pd
 
 from models.common import unix_seconds
 from models.errors import InputError, RetryableError
+from policies.decision import HPA_TOLERANCE
 from policies.objects import Budget, PredictiveAutoscaler, TargetInfo, TargetRef
 from simulations.clock import SimClock
+from simulations.hpa import HorizontalController, replicas_from_external
+from simulations.pods import PodSet
 
 
 @dataclass(frozen=True)
@@ -293,6 +296,12 @@ class SimTarget:
     alive: int = 0
     _info: TargetInfo | None = field(default=None, repr=False)
 
+    def observe(self, current: int, pods: PodSet) -> None:
+        """What runs now: ``spec.replicas`` as the HPA last set it, and the pods."""
+        self.replicas = current
+        self.ready = pods.ready_count
+        self.alive = pods.alive
+
     def info(self) -> TargetInfo:
         cached = self._info
         if cached is None or cached.replicas != self.replicas or cached.ready != self.ready:
@@ -433,3 +442,28 @@ def observed_step(observed: pd.Series, default: float) -> float:
     if len(idx) >= 2:
         return float((idx[1] - idx[0]).total_seconds())
     return float(default)
+
+
+def owned_hpa_sync(
+    hpa: HorizontalController,
+    ceiling: int,
+    workload_max: int,
+    served: float,
+    current: int,
+    pods: PodSet,
+    now: float,
+) -> int:
+    """One sync of the HPA the controller owns, as the emulated cluster runs it: its
+    ``maxReplicas`` is what the controller wrote (within the workload's bound), and it
+    consumes our metric as a real HPA does: External, ``AverageValue`` target 1."""
+    hpa.max_replicas = max(hpa.min_replicas, min(ceiling, workload_max))
+    proposal = replicas_from_external(
+        current,
+        [round(served * 1000.0)],
+        "AverageValue",
+        1000,
+        HPA_TOLERANCE,
+        ready_pods=len(pods.ready),
+        status_replicas=pods.alive,
+    )
+    return int(hpa.sync(now, current, [proposal]))

@@ -27,7 +27,6 @@ import pandas as pd
 
 from models.errors import InputError
 from policies.budget import BudgetRequest, CostBudget, EnvironmentSelector
-from policies.decision import HPA_TOLERANCE
 from policies.knobs import KnobOverrides
 from policies.objects import (
     Budget,
@@ -38,7 +37,7 @@ from policies.objects import (
 )
 from simulations.clock import SimClock
 from simulations.engine import TickContext, Timeline, run_ticks
-from simulations.hpa import HorizontalController, replicas_from_external
+from simulations.hpa import HorizontalController
 from simulations.strategies.base import RunContext
 from simulations.workloads import Workload
 from simulations.world import (
@@ -48,6 +47,7 @@ from simulations.world import (
     SimWorld,
     TraceSource,
     observed_step,
+    owned_hpa_sync,
 )
 
 #: the namespace of objects the simulator makes from a scenario.
@@ -198,9 +198,7 @@ class Predictive:
         pa_key = pa.key
 
         def tick(t: TickContext) -> int:
-            target.replicas = t.current_replicas
-            target.ready = t.pods.ready_count
-            target.alive = t.pods.alive
+            target.observe(t.current_replicas, t.pods)
             if pod_metrics is not None:
                 if t.pods.created_log is None:
                     t.pods.created_log = pod_metrics.pods
@@ -208,16 +206,8 @@ class Predictive:
             workloads, envs = controller.tick()
             r = workloads[pa_key]
             cap = cluster.hpa_max.get(pa_key, w.max_replicas)
-            hpa.max_replicas = max(hpa.min_replicas, min(cap, w.max_replicas))
-            # Our metric as a real HPA consumes it: External, AverageValue target 1.
-            proposal = replicas_from_external(
-                t.current_replicas,
-                [round(r.served * 1000.0)],
-                "AverageValue",
-                1000,
-                HPA_TOLERANCE,
-                ready_pods=len(t.pods.ready),
-                status_replicas=t.pods.alive,
+            new = owned_hpa_sync(
+                hpa, cap, w.max_replicas, r.served, t.current_replicas, t.pods, t.now
             )
             i = t.i
             desired[i] = r.replicas
@@ -231,7 +221,7 @@ class Predictive:
                 env = next(iter(envs.values()))
                 spend[i] = env.spend
                 hourly[i] = env.hourly_cost
-            return int(hpa.sync(t.now, t.current_replicas, [proposal]))
+            return new
 
         extra: dict[str, np.ndarray] = {
             "desired": desired,
