@@ -253,29 +253,29 @@ def plot_frontier(
             zorder=4,
             label=r.label,
         )
-    if current is not None:
+
+    def ring(p: FrontierPoint, size: float, color: str, width: float, label: str) -> None:
         ax.plot(
-            [current.monthly_cost],
-            [current.slo_violation_minutes],
+            [p.monthly_cost],
+            [p.slo_violation_minutes],
             "o",
-            ms=17,
+            ms=size,
             mfc="none",
-            mec="black",
-            mew=2,
+            mec=color,
+            mew=width,
             zorder=7,
-            label="current budget",
+            label=label,
         )
+
+    if current is not None:
+        ring(current, 17, "black", 2, "current budget")
     if knee is not None:
-        ax.plot(
-            [knee.monthly_cost],
-            [knee.slo_violation_minutes],
-            "o",
-            ms=22,
-            mfc="none",
-            mec="tab:orange",
-            mew=3,
-            zorder=7,
-            label="knee: the cheapest cap within 10 % (or 1 min) of the best SLO",
+        ring(
+            knee,
+            22,
+            "tab:orange",
+            3,
+            "knee: the cheapest cap within 10 % (or 1 min) of the best SLO",
         )
         ax.axvline(knee.monthly_cost, color="tab:orange", lw=1, ls="--", zorder=1)
 
